@@ -1,0 +1,152 @@
+"""The configuration of one training run: a frozen dataclass, checked when it is built.
+
+``TrainConfig.from_dict`` rejects unknown keys (with a did-you-mean) and every check raises
+:class:`~dst_core.errors.ConfigError` naming the field, the value and what is valid. Defaults are
+the paper's optimiser settings; ``update_period`` defaults to 100 steps because MNIST-1D epochs
+are short (the paper used 800 on CIFAR-10).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from .criteria import CRITERIA, check_params
+from .data import DATASETS
+from .density import DENSITY, check_density
+from .errors import ConfigError
+from .growth import GROWTH
+from .models import MODELS
+from .registry import Registry, did_you_mean
+from .schedules import SCHEDULES
+from .topology import SCOPES
+
+__all__ = ["TrainConfig", "RUN_ONLY_FIELDS"]
+
+# Fields that choose where or how fast a run happens, not what it computes: they are left out of
+# a run's identity, so a checkpoint written on one device resumes on another.
+RUN_ONLY_FIELDS = ("data_root", "device", "eval_batch_size")
+
+
+def _field(help: str, default: Any = None, *, factory: Any = None) -> Any:
+    """A config field with its help text (shown by ``dst-study train --help``) next to it."""
+    if factory is not None:
+        return field(default_factory=factory, metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    # data and model
+    dataset: str = _field("registered dataset", "mnist1d")
+    model: str = _field("registered model; empty = the dataset's default model", "")
+    data_root: str | None = _field("folder holding file-based datasets (CIFAR, Fashion-MNIST, Higgs)")
+    # sparsity
+    density: float = _field("fraction of active weights over all sparsified tensors, in (0, 1]", 0.1)
+    init: str = _field("layer-wise density distribution", "erk")
+    erk_power: float = _field("power applied to the raw ER/ERK ratio", 1.0)
+    criterion: str = _field("pruning criterion", "magnitude")
+    criterion_params: Mapping[str, Any] = _field("criterion hyper-parameters, e.g. gamma for mest", factory=dict)
+    growth: str = _field("growth rule", "random")
+    schedule: str = _field("drop-fraction schedule", "cosine")
+    drop_fraction: float = _field("initial drop fraction p_0", 0.5)
+    eta_min: float = _field("final drop fraction of the cosine and linear schedules", 0.005)
+    update_period: int = _field("optimizer steps between topology updates (the paper: 800 on CIFAR-10)", 100)
+    stop_fraction: float = _field("no topology update after this fraction of training", 1.0)
+    scope: str = _field("local (layer-wise) or global pruning", "local")
+    # optimisation (the paper's defaults)
+    epochs: int = _field("training epochs", 20)
+    batch_size: int = _field("minibatch size", 128)
+    lr: float = _field("SGD learning rate", 0.01)
+    momentum: float = _field("SGD momentum", 0.9)
+    nesterov: bool = _field("Nesterov momentum", True)
+    weight_decay: float = _field("L2 weight decay", 5e-4)
+    lr_milestones: tuple[float, ...] = _field("fractions of the epochs at which lr *= lr_gamma", (0.5, 0.75))
+    lr_gamma: float = _field("learning-rate decay factor at each milestone", 0.1)
+    seed: int = _field("seed of initialisation, masks, data order and every random draw", 0)
+    # execution
+    device: str = _field("auto (CUDA when visible), cpu, cuda or cuda:N", "auto")
+    eval_batch_size: int = _field("batch size of evaluation", 1024)
+
+    def __post_init__(self):
+        canon = lambda reg, key: object.__setattr__(self, key, _name(reg, key, getattr(self, key)))  # noqa: E731
+        for reg, key in ((DATASETS, "dataset"), (DENSITY, "init"), (CRITERIA, "criterion"),
+                         (GROWTH, "growth"), (SCHEDULES, "schedule")):
+            canon(reg, key)
+        if self.model:
+            canon(MODELS, "model")
+        else:
+            object.__setattr__(self, "model", DATASETS.get(self.dataset).default_model)
+        object.__setattr__(self, "density", check_density(self.density, "density"))
+        object.__setattr__(self, "criterion_params",
+                           check_params(self.criterion, dict(self.criterion_params), "criterion_params"))
+        object.__setattr__(self, "lr_milestones", tuple(self.lr_milestones))
+        if self.scope not in SCOPES:
+            raise ConfigError(f"scope: got {self.scope!r}; expected one of {', '.join(SCOPES)}")
+        _check(self, "drop_fraction", float, 0, 1)
+        _check(self, "eta_min", float, 0, 1)
+        _check(self, "stop_fraction", float, 0, 1)
+        _check(self, "erk_power", float, 0, None)
+        _check(self, "update_period", int, 1, None)
+        _check(self, "epochs", int, 1, None)
+        _check(self, "batch_size", int, 1, None)
+        _check(self, "eval_batch_size", int, 1, None)
+        _check(self, "lr", float, 0, None, open_low=True)
+        _check(self, "momentum", float, 0, 1)
+        _check(self, "weight_decay", float, 0, None)
+        _check(self, "lr_gamma", float, 0, None, open_low=True)
+        _check(self, "seed", int, 0, None)
+        for m in self.lr_milestones:
+            if not isinstance(m, (int, float)) or not 0 < m < 1:
+                raise ConfigError(f"lr_milestones: got {self.lr_milestones!r}; expected fractions in (0, 1)")
+        if not (self.device in ("auto", "cpu") or self.device.startswith("cuda")):
+            raise ConfigError(f"device: got {self.device!r}; expected auto, cpu, cuda or cuda:N")
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "TrainConfig":
+        known = [f.name for f in dataclasses.fields(cls)]
+        for key in values:
+            if key not in known:
+                raise ConfigError(f"unknown config key {key!r}{did_you_mean(key, known)} "
+                                  f"(valid keys: {', '.join(sorted(known))})")
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["criterion_params"] = dict(self.criterion_params)
+        d["lr_milestones"] = list(self.lr_milestones)
+        return d
+
+    def identity(self) -> dict[str, Any]:
+        """What determines the result: every field except :data:`RUN_ONLY_FIELDS`."""
+        return {k: v for k, v in self.to_dict().items() if k not in RUN_ONLY_FIELDS}
+
+    @property
+    def is_dense(self) -> bool:
+        return self.density == 1.0
+
+
+def _name(registry: Registry, key: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"{key}: got {value!r}; expected one of {', '.join(registry.names())}")
+    try:
+        return registry.canonical(value)
+    except ConfigError as e:
+        raise ConfigError(f"{key}: {e}") from None
+
+
+def _check(cfg: TrainConfig, key: str, kind: type, low: float | None, high: float | None,
+           open_low: bool = False) -> None:
+    value = getattr(cfg, key)
+    ok_type = (isinstance(value, int) if kind is int else isinstance(value, (int, float))) \
+        and not isinstance(value, bool)
+    below = low is not None and ok_type and (value <= low if open_low else value < low)
+    above = high is not None and ok_type and value > high
+    if not ok_type or below or above:
+        lo = "" if low is None else (f"> {low}" if open_low else f">= {low}")
+        hi = "" if high is None else f"<= {high}"
+        want = " and ".join(x for x in (lo, hi) if x)
+        raise ConfigError(f"{key}: got {value!r}; expected {'an integer' if kind is int else 'a number'} {want}")
+    if kind is float:
+        object.__setattr__(cfg, key, float(value))

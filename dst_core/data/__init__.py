@@ -1,0 +1,112 @@
+"""Datasets: each loads fully into memory as normalised tensors, looked up by name.
+
+Each module below registers ``factory(root) -> DataBundle`` in :data:`DATASETS` with meta
+
+* ``needs_root`` -- whether the data must be read from a local folder (nothing ever downloads);
+* ``description`` -- one line for CLI help;
+* ``default_model`` -- the model name used when a config names none.
+
+The small shared helpers (root checks, the "not found" message, standardisation) live here,
+above the imports, so every dataset words its errors the same way.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError, DatasetNotFoundError
+from ..registry import Registry
+
+__all__ = [
+    "DATASETS",
+    "DataBundle",
+    "Augment",
+    "load_dataset",
+    "not_found",
+    "require_root",
+    "standardise",
+]
+
+Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: tensors have no truth value; bundles compare by identity
+class DataBundle:
+    """A whole dataset in memory. Treat the tensors as read-only (they may be shared)."""
+
+    name: str
+    train_x: torch.Tensor  # float32, (N, *input_shape), already normalised
+    train_y: torch.Tensor  # int64 class indices, (N,)
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    num_classes: int
+    # Per training batch (e.g. CIFAR crop + flip); draws ONLY from the given generator so runs
+    # are reproducible. None for data without augmentation.
+    augment: Augment | None = None
+
+    def __post_init__(self) -> None:
+        for split, x, y in (("train", self.train_x, self.train_y), ("test", self.test_x, self.test_y)):
+            if x.dtype != torch.float32 or y.dtype != torch.int64 or y.dim() != 1 or x.shape[0] != y.shape[0]:
+                raise ConfigError(
+                    f"DataBundle {self.name!r}: bad {split} split: got x {tuple(x.shape)} {x.dtype}, "
+                    f"y {tuple(y.shape)} {y.dtype}; expected float32 x (N, ...) and int64 y (N,)"
+                )
+        if self.train_x.shape[1:] != self.test_x.shape[1:]:
+            raise ConfigError(
+                f"DataBundle {self.name!r}: train and test inputs differ: got {tuple(self.train_x.shape[1:])} "
+                f"and {tuple(self.test_x.shape[1:])}; expected the same input shape"
+            )
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.train_x.shape[1:])
+
+
+DATASETS: Registry[Callable[[Path | None], DataBundle]] = Registry("dataset")
+
+
+def load_dataset(name: str, root: str | os.PathLike[str] | None = None) -> DataBundle:
+    """Load the registered dataset ``name``; ``root`` is the data folder of file-based datasets."""
+    entry = DATASETS.get(name)  # UnknownNameError with the choices
+    path = None if root is None else Path(root).expanduser()
+    return entry.obj(path)
+
+
+def not_found(dataset: str, root: Path | None, expected: str, hint: str) -> DatasetNotFoundError:
+    """The one error for missing data: dataset, exact files looked for, folder, where to get them."""
+    if root is None:
+        where = "no data folder was given (root is None); pass the folder that contains it as root"
+    else:
+        where = f"not found under '{root}'"
+    return DatasetNotFoundError(f"dataset {dataset!r}: expected {expected}; {where}. {hint}")
+
+
+def require_root(dataset: str, root: Path | None, expected: str, hint: str) -> Path:
+    """``root`` as a Path, or the not-found error when it is None or not a folder."""
+    if root is None or not root.is_dir():
+        raise not_found(dataset, root, expected, hint)
+    return root
+
+
+def standardise(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature ``(x - mean) / std`` with TRAIN statistics (constant features: std 1), float32."""
+    mean = train.mean(axis=0, dtype=np.float64)
+    std = train.std(axis=0, dtype=np.float64)
+    std[std == 0] = 1.0
+    def apply(a: np.ndarray) -> np.ndarray:
+        return ((a - mean) / std).astype(np.float32)
+    return apply(train), apply(test)
+
+
+# Explicit imports (one per module) so that every dataset registers; tests check none is missing.
+from . import mnist1d  # noqa: E402,F401
+from . import digits  # noqa: E402,F401
+from . import cifar  # noqa: E402,F401
+from . import fashion_mnist  # noqa: E402,F401
+from . import higgs  # noqa: E402,F401

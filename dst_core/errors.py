@@ -1,0 +1,28 @@
+"""Exceptions raised for user-caused problems (bad config, unknown names, missing data)."""
+
+from __future__ import annotations
+
+__all__ = ["DstError", "ConfigError", "UnknownNameError", "DatasetNotFoundError", "CheckpointMismatchError"]
+
+
+class DstError(Exception):
+    """Base class of every error dst_core raises on purpose."""
+
+
+class ConfigError(DstError, ValueError):
+    """A configuration value is invalid; the message names the field, the value and what is valid."""
+
+
+class UnknownNameError(ConfigError, KeyError):
+    """A name (criterion, model, dataset, ...) is not registered."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class DatasetNotFoundError(DstError, FileNotFoundError):
+    """A dataset that loads from a local folder was not found there."""
+
+
+class CheckpointMismatchError(DstError):
+    """A checkpoint was written by a different config than the one resuming from it."""

@@ -1,0 +1,252 @@
+"""Boolean masks over a model's sparsified weights, the rounding rule and the one top-k.
+
+Sparsified tensors are the weights of ``nn.Linear`` and ``nn.Conv{1,2,3}d`` modules; biases and
+normalisation layers stay dense. A mask is a ``torch.bool`` tensor of the weight's shape (one byte
+per weight); masked weights are exactly zero whenever the model is used.
+
+Two rules are defined here once and used everywhere:
+
+* :func:`n_active`: a layer of ``size`` weights at density ``d`` has ``floor(d * size + 0.5)``
+  active weights (round half up; never a Bernoulli draw).
+* :func:`top_indices`: the ``k`` highest (or lowest) scores. Selection is exact and
+  deterministic: ties at the threshold go to the lower flat index. It finds the threshold with
+  ``kthvalue`` (linear time) on a pool cut down by a sampled threshold, never sorting whole
+  tensors. :func:`select_top` applies it to the candidates of a tensor and returns a mask.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from typing import Iterable, Mapping
+
+import torch
+from torch import Tensor, nn
+
+__all__ = [
+    "SPARSE_MODULES",
+    "MaskSet",
+    "indices_to_mask",
+    "n_active",
+    "random_mask",
+    "select_top",
+    "sparsifiable",
+    "top_indices",
+    "top_indices_among",
+]
+
+SPARSE_MODULES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+
+def n_active(size: int, density: float) -> int:
+    """THE rounding rule: number of active weights of a ``size``-weight layer at ``density``."""
+    return min(size, max(0, math.floor(density * size + 0.5)))
+
+
+def sparsifiable(model: nn.Module) -> dict[str, nn.Parameter]:
+    """Weights to sparsify, keyed by their ``named_parameters`` name, in model order."""
+    return {
+        f"{name}.weight" if name else "weight": module.weight
+        for name, module in model.named_modules()
+        if isinstance(module, SPARSE_MODULES)
+    }
+
+
+def top_indices(values: Tensor, k: int, *, largest: bool = True) -> Tensor:
+    """Flat indices of the ``k`` largest (or smallest) entries of ``values``: THE top-k.
+
+    Exact and deterministic: ties at the threshold go to the lower index, NaN counts as the worst
+    score. When ``k`` is a small part of a large tensor, a threshold read from a strided sample
+    first cuts the pool down to about ``1.2 k`` entries; the exact selection then runs on that
+    pool, so the result is the same as without the shortcut, only cheaper.
+    """
+    vals = values.reshape(-1)
+    n = vals.numel()
+    if not 0 <= k <= n:
+        raise ValueError(f"top_indices: cannot select {k} of {n} entries")
+    if k == 0:
+        return torch.zeros(0, dtype=torch.long, device=vals.device)
+    return _top(vals if largest else -vals, k)
+
+
+def _top(vals: Tensor, k: int) -> Tensor:
+    """:func:`top_indices` of the largest entries of a 1-D tensor, ``0 < k <= n``."""
+    n = vals.numel()
+    pool = _threshold_pool(vals, k) if n > _SAMPLE_MIN and 4 * k < n else None
+    if pool is None:
+        return _exact_top(vals, k)
+    return pool[_exact_top(vals[pool], k)]  # NaN never passes the threshold test
+
+
+_SAMPLE_MIN = 1 << 16  # below this size a direct kthvalue is as fast as sampling
+_SAMPLE_SIZE = 1 << 14
+
+
+def _threshold_pool(vals: Tensor, k: int) -> Tensor | None:
+    """Indices of the entries >= a threshold estimated to let ~1.2 k through; None if < k would."""
+    n = vals.numel()
+    sample = vals[:: max(1, n // _SAMPLE_SIZE)]
+    m = sample.numel()
+    expected = k * m / n
+    rank = min(m, math.ceil(1.2 * expected + 4 * math.sqrt(expected) + 8))
+    threshold = torch.kthvalue(sample, m - rank + 1).values
+    if threshold == -math.inf:
+        return None
+    pool = (vals >= threshold).nonzero().squeeze(1)
+    return pool if pool.numel() >= k else None  # an unlucky sample: fall back to the exact path
+
+
+def _exact_top(vals: Tensor, k: int) -> Tensor:
+    n = vals.numel()
+    if k == n:
+        return torch.arange(n, device=vals.device)
+    vals = torch.nan_to_num(vals, nan=-math.inf, posinf=math.inf, neginf=-math.inf)
+    threshold = torch.kthvalue(vals, n - k + 1).values  # the k-th largest value
+    above = vals > threshold
+    tie = vals == threshold
+    need = k - int(above.count_nonzero())
+    if int(tie.count_nonzero()) > need:  # keep the lowest-index ties only
+        tie &= tie.cumsum(0) <= need
+    return (above | tie).nonzero().squeeze(1)
+
+
+def top_indices_among(scores: Tensor, candidates: Tensor, k: int, *, largest: bool = True) -> Tensor:
+    """Flat indices of the ``k`` candidates with the largest (or smallest) ``scores``.
+
+    Same rules as :func:`top_indices` (ties to the lower flat index, NaN worst).
+    """
+    cand = candidates.reshape(-1)
+    n_cand = int(cand.count_nonzero())
+    if not 0 <= k <= n_cand:
+        raise ValueError(f"select_top: cannot select {k} of {n_cand} candidates")
+    if k == 0:
+        return torch.zeros(0, dtype=torch.long, device=scores.device)
+    vals = scores.reshape(-1) if largest else -scores.reshape(-1)
+    chosen = _top(vals.masked_fill(~cand, -math.inf), k)
+    if bool(cand[chosen].all()):
+        return chosen
+    # some candidates score NaN or -inf and tie with the non-candidates: rank candidates alone
+    idx = cand.nonzero().squeeze(1)
+    low = torch.finfo(vals.dtype).min
+    return idx[_top(torch.nan_to_num(vals[idx], nan=low, posinf=math.inf, neginf=low), k)]
+
+
+def select_top(scores: Tensor, candidates: Tensor, k: int, *, largest: bool = True) -> Tensor:
+    """Boolean tensor marking the ``k`` candidates with the largest (or smallest) ``scores``."""
+    return indices_to_mask(top_indices_among(scores, candidates, k, largest=largest), scores.shape)
+
+
+def indices_to_mask(indices: Tensor, shape: Iterable[int]) -> Tensor:
+    """Boolean tensor of ``shape`` that is True at the given flat indices."""
+    out = torch.zeros(tuple(shape), dtype=torch.bool, device=indices.device)
+    out.view(-1)[indices] = True
+    return out
+
+
+def random_mask(shape: Iterable[int], k: int, generator: torch.Generator | None = None,
+                device: torch.device | str | None = None) -> Tensor:
+    """A boolean mask of ``shape`` with exactly ``k`` uniformly chosen True entries."""
+    shape = tuple(shape)
+    scores = torch.rand(shape, generator=generator, device=device)
+    return indices_to_mask(top_indices(scores, k), shape)
+
+
+# Multiplying a little-endian int64 that holds eight 0/1 bytes by this constant moves byte i to
+# bit 56 + i with no carries, so ``(x * _GATHER) >> 56`` packs 8 booleans into one byte.
+_GATHER = 0x0102040810204080
+
+
+def _pack(bits: Tensor) -> Tensor:
+    """Pack a boolean tensor into uint8, 8 positions per byte (position 8j + i is bit i of byte j)."""
+    flat = bits.reshape(-1)
+    pad = (-flat.numel()) % 8
+    if pad:
+        flat = torch.cat([flat, flat.new_zeros(pad)])
+    if sys.byteorder != "little":  # pragma: no cover - the slower, portable way
+        weights = (1 << torch.arange(8, device=bits.device)).to(torch.uint8)
+        return (flat.view(-1, 8).to(torch.uint8) * weights).sum(1, dtype=torch.uint8)
+    words = flat.view(torch.uint8).view(torch.int64)
+    return ((words * _GATHER) >> 56).to(torch.uint8)
+
+
+def _popcount(packed: Tensor) -> int:
+    shifts = torch.arange(8, device=packed.device, dtype=torch.uint8)
+    return int(((packed.unsqueeze(1) >> shifts) & 1).sum())
+
+
+class MaskSet:
+    """Masks keyed by parameter name, plus the set of positions that were ever active (ITOP).
+
+    The ever-active record is bit-packed, so masks and record together cost 1.125 bytes/weight.
+    """
+
+    def __init__(self, masks: Mapping[str, Tensor]):
+        self.masks: dict[str, Tensor] = {}
+        self._ever: dict[str, Tensor] = {}
+        for name, mask in masks.items():
+            self.set(name, mask)
+
+    @classmethod
+    def from_counts(cls, params: Mapping[str, Tensor], counts: Mapping[str, int],
+                    generator: torch.Generator | None = None) -> "MaskSet":
+        """Random masks with exactly ``counts[name]`` active weights per layer."""
+        return cls({name: random_mask(p.shape, counts[name], generator, p.device)
+                    for name, p in params.items()})
+
+    def set(self, name: str, mask: Tensor) -> None:
+        if mask.dtype != torch.bool:
+            raise TypeError(f"mask {name!r}: expected a torch.bool tensor, got {mask.dtype}")
+        self.masks[name] = mask
+        packed = _pack(mask)
+        self._ever[name] = self._ever[name] | packed if name in self._ever else packed
+
+    def __getitem__(self, name: str) -> Tensor:
+        return self.masks[name]
+
+    def __iter__(self):
+        return iter(self.masks)
+
+    def items(self):
+        return self.masks.items()
+
+    @torch.no_grad()
+    def apply_(self, params: Mapping[str, Tensor]) -> None:
+        """Zero the masked weights of ``params`` in place (one fused multiply).
+
+        The masks are multiplied as uint8 views of the same bytes: the same result as a bool
+        multiply at about half its cost, which matters because this runs after every step.
+        """
+        names = list(self.masks)
+        torch._foreach_mul_([params[n] for n in names], [self.masks[n].view(torch.uint8) for n in names])
+
+    def n_active(self) -> dict[str, int]:
+        return {name: int(m.sum()) for name, m in self.masks.items()}
+
+    def layer_densities(self) -> dict[str, float]:
+        return {name: int(m.sum()) / m.numel() for name, m in self.masks.items()}
+
+    def density(self) -> float:
+        total = sum(m.numel() for m in self.masks.values())
+        return sum(int(m.sum()) for m in self.masks.values()) / total if total else 1.0
+
+    def itop_rate(self) -> float:
+        """Fraction of all sparsified weights that have been active at some point."""
+        total = sum(m.numel() for m in self.masks.values())
+        return sum(_popcount(p) for p in self._ever.values()) / total if total else 1.0
+
+    def state_dict(self) -> dict[str, dict[str, Tensor]]:
+        return {"masks": {n: m.clone() for n, m in self.masks.items()},
+                "ever_active": {n: e.clone() for n, e in self._ever.items()}}
+
+    def load_state_dict(self, state: Mapping[str, Mapping[str, Tensor]]) -> None:
+        masks = state["masks"]
+        if set(masks) != set(self.masks):
+            raise ValueError(f"mask names differ: checkpoint has {sorted(masks)}, "
+                             f"model has {sorted(self.masks)}")
+        for name, mask in masks.items():
+            if mask.shape != self.masks[name].shape:
+                raise ValueError(f"mask {name!r} has shape {tuple(mask.shape)}; "
+                                 f"model expects {tuple(self.masks[name].shape)}")
+            device = self.masks[name].device
+            self.masks[name] = mask.to(device=device, dtype=torch.bool).clone()
+            self._ever[name] = state.get("ever_active", {}).get(name, _pack(mask)).to(device).clone()

@@ -1,0 +1,87 @@
+"""Model zoo: every network the platform can train, looked up by name.
+
+Each module below registers factories ``factory(input_shape, num_classes) -> nn.Module`` in
+:data:`MODELS`. Models hold their weights only in ``nn.Linear`` / ``nn.Conv1d`` / ``nn.Conv2d``
+(the tensors the sparsity code masks) plus BatchNorm, ReLU and pooling, and do no I/O.
+
+Registry meta of every model:
+
+* ``description`` -- one line for CLI help;
+* ``example_input_shape`` -- an input shape the model is meant for (used by tests and help).
+
+The shape helpers live here (above the imports) so the model modules share one wording of the
+"incompatible input shape" error.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Sequence
+
+from torch import nn
+
+from ..errors import ConfigError
+from ..registry import Registry
+
+__all__ = ["MODELS", "build_model", "flat_features", "image_shape"]
+
+MODELS: Registry[Callable[[tuple[int, ...], int], nn.Module]] = Registry("model")
+
+
+def _fmt(shape: Sequence[int]) -> str:
+    return str(tuple(shape))
+
+
+def flat_features(model: str, input_shape: tuple[int, ...]) -> int:
+    """Number of inputs of an MLP that flattens ``input_shape`` (its product)."""
+    n = math.prod(input_shape)
+    if len(input_shape) == 0 or n <= 0:
+        raise ConfigError(
+            f"model {model!r}: input shape must be non-empty with positive sizes; "
+            f"got input shape {_fmt(input_shape)}"
+        )
+    return n
+
+
+def image_shape(model: str, input_shape: tuple[int, ...], *, min_size: int = 1) -> tuple[int, int, int]:
+    """``(C, H, W)`` of an image model's input, or :class:`ConfigError` naming the model.
+
+    ``min_size`` is the smallest height/width for which the network's pooling still leaves at
+    least one pixel; smaller images are rejected here rather than failing inside ``forward``.
+    """
+    if len(input_shape) != 3 or any(d <= 0 for d in input_shape):
+        raise ConfigError(
+            f"model {model!r} expects image input (C, H, W); got input shape {_fmt(input_shape)}"
+        )
+    c, h, w = input_shape
+    if h < min_size or w < min_size:
+        raise ConfigError(
+            f"model {model!r}: image too small: got input shape {_fmt(input_shape)}; "
+            f"expected height and width >= {min_size}"
+        )
+    return c, h, w
+
+
+def build_model(name: str, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+    """Build the registered model ``name`` for inputs of ``input_shape`` (without batch dim)."""
+    entry = MODELS.get(name)  # UnknownNameError with the choices
+    try:
+        shape = tuple(int(d) for d in input_shape)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"model {entry.name!r}: input shape must be a tuple of ints; got {input_shape!r}"
+        ) from None
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise ConfigError(
+            f"model {entry.name!r}: num_classes must be a positive int; got {num_classes!r}"
+        )
+    return entry.obj(shape, num_classes)
+
+
+# Explicit imports (one per module) so that every model registers; tests check none is missing.
+from . import mlp  # noqa: E402,F401
+from . import mnist1d  # noqa: E402,F401
+from . import lenet  # noqa: E402,F401
+from . import convnet  # noqa: E402,F401
+from . import resnet_cifar  # noqa: E402,F401
+from . import vgg  # noqa: E402,F401

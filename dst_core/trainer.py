@@ -1,0 +1,234 @@
+"""One training run: a plain function of its config that yields per-epoch metrics.
+
+:func:`train` is the whole API: ``for metrics in train(config, checkpoint_dir=d): ...``. With a
+``checkpoint_dir`` the run writes a checkpoint after every epoch (and when ``should_stop()`` asks it
+to stop between two batches) and, started again with the same directory, continues where it
+stopped. A resumed run ends with bit-identical weights, masks and metrics to an uninterrupted one
+on the same device: data order, augmentation and mask draws use generators derived from
+(seed, epoch or step), and everything else that carries state is in the checkpoint.
+
+One iteration: forward, backward, topology update (at scheduled steps, on this minibatch's
+gradient), optimizer step, masks re-applied so masked weights are exactly 0.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping
+
+import torch
+import torch.nn.functional as F
+
+from . import checkpoint, rng
+from .config import TrainConfig
+from .data import load_dataset
+from .density import layer_counts
+from .errors import DstError
+from .masks import MaskSet, sparsifiable
+from .models import build_model
+from .schedules import UpdateSchedule, drop_schedule
+from .topology import TopologyUpdater, derive_generator
+
+__all__ = ["Interrupted", "Trainer", "resolve_device", "train"]
+
+# stream ids for derive_generator, so no two kinds of draw share a generator
+_MASK_INIT, _DATA_ORDER, _AUGMENT = -2, -3, -4
+
+
+class Interrupted(DstError):
+    """Training stopped because ``should_stop()`` returned True; a checkpoint was written."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise DstError(f"device: got {name!r} but CUDA is not available here; use 'cpu' or 'auto'")
+    return device
+
+
+def _loss_and_correct(out: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean loss and number of correct predictions; one output column means a binary task."""
+    if out.shape[-1] == 1:
+        logit = out.squeeze(-1)
+        return F.binary_cross_entropy_with_logits(logit, y.to(logit.dtype)), ((logit > 0).long() == y).sum()
+    return F.cross_entropy(out, y), (out.argmax(-1) == y).sum()
+
+
+class Trainer:
+    """The state of one run; :meth:`epochs` trains the epochs that are left."""
+
+    def __init__(self, config: TrainConfig | Mapping[str, Any], *,
+                 checkpoint_dir: str | Path | None = None, resume: bool = True):
+        self.config = cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
+        self.device = resolve_device(cfg.device)
+        self.data = load_dataset(cfg.dataset, cfg.data_root)
+        self.train_x, self.train_y = self.data.train_x.to(self.device), self.data.train_y.to(self.device)
+        self.test_x, self.test_y = self.data.test_x.to(self.device), self.data.test_y.to(self.device)
+        rng.seed_everything(cfg.seed)
+        self.model = build_model(cfg.model, self.data.input_shape, self.data.num_classes).to(self.device)
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                                         nesterov=cfg.nesterov, weight_decay=cfg.weight_decay)
+        self.steps_per_epoch = math.ceil(len(self.train_y) / cfg.batch_size)
+        self.total_steps = cfg.epochs * self.steps_per_epoch
+        self.params = sparsifiable(self.model)
+        self.masks: MaskSet | None = None
+        self.updater: TopologyUpdater | None = None
+        if not cfg.is_dense:
+            counts = layer_counts({n: tuple(p.shape) for n, p in self.params.items()},
+                                  cfg.density, cfg.init, cfg.erk_power)
+            gen = derive_generator(cfg.seed, 0, _MASK_INIT, self.device)
+            self.masks = MaskSet.from_counts(self.params, counts, gen)
+            self.masks.apply_(self.params)
+            self.updater = TopologyUpdater(
+                self.params, self.masks, self.optimizer, cfg.criterion, cfg.growth,
+                drop_schedule(cfg.schedule, cfg.drop_fraction, self.total_steps, cfg.eta_min),
+                UpdateSchedule(cfg.update_period, math.floor(cfg.stop_fraction * self.total_steps)),
+                cfg.scope, cfg.seed, cfg.criterion_params)
+        # position and progress (all in the checkpoint)
+        self.epoch = 0  # epochs completed
+        self.batch = 0  # batches completed in the current epoch
+        self.step = 0  # optimizer steps completed
+        self.history: list[dict[str, Any]] = []
+        self._running = self._zero_running()
+        self.checkpoint_path = Path(checkpoint_dir) / checkpoint.FILENAME if checkpoint_dir else None
+        self.resumed_from: int | None = None  # epoch the checkpoint was at, when one was loaded
+        if self.checkpoint_path and resume and self.checkpoint_path.exists():
+            state = checkpoint.load(self.checkpoint_path, map_location=self.device)
+            checkpoint.check_identity(self.checkpoint_path, state["config"], cfg.identity())
+            self.load_state_dict(state)
+            self.resumed_from = self.epoch
+
+    @property
+    def done(self) -> bool:
+        return self.epoch >= self.config.epochs
+
+    def lr_at(self, epoch: int) -> float:
+        cfg = self.config
+        passed = sum(epoch >= math.floor(m * cfg.epochs) for m in cfg.lr_milestones)
+        return cfg.lr * cfg.lr_gamma ** passed
+
+    def epochs(self, should_stop: Callable[[], bool] | None = None) -> Iterator[dict[str, Any]]:
+        """Train the remaining epochs, yielding each epoch's metrics after checkpointing it."""
+        while not self.done:
+            try:
+                metrics = self._train_epoch(should_stop)
+            except Interrupted:
+                self.save()
+                raise
+            self.history.append(metrics)
+            self.save()
+            yield metrics
+
+    def _train_epoch(self, should_stop: Callable[[], bool] | None) -> dict[str, Any]:
+        cfg, start = self.config, time.perf_counter()
+        lr = self.lr_at(self.epoch)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        order = torch.randperm(len(self.train_y), generator=derive_generator(cfg.seed, self.epoch, _DATA_ORDER))
+        order = order.to(self.device)
+        self.model.train()
+        while self.batch < self.steps_per_epoch:
+            if should_stop is not None and should_stop():
+                raise Interrupted(f"stopped at epoch {self.epoch + 1}, batch {self.batch}")
+            idx = order[self.batch * cfg.batch_size:(self.batch + 1) * cfg.batch_size]
+            self._train_step(self.train_x[idx], self.train_y[idx])
+            self.batch += 1
+        self.batch, self.epoch = 0, self.epoch + 1
+        run, self._running = self._running, self._zero_running()
+        test_loss, test_acc = self.evaluate()
+        sparse = self.masks is not None
+        return {
+            "epoch": self.epoch,
+            "step": self.step,
+            "lr": lr,
+            "train_loss": float(run["loss_sum"]) / max(run["count"], 1),
+            "train_accuracy": float(run["correct"]) / max(run["count"], 1),
+            "test_loss": test_loss,
+            "test_accuracy": test_acc,
+            "density": self.masks.density() if sparse else 1.0,
+            "drop_fraction": self.updater.drop_schedule(self.step) if sparse else 0.0,
+            "itop_rate": self.masks.itop_rate() if sparse else 1.0,
+            "n_updates": run["n_updates"],
+            "update_seconds": run["update_seconds"],
+            "epoch_seconds": time.perf_counter() - start,
+        }
+
+    def _train_step(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        if self.data.augment is not None:
+            x = self.data.augment(x, derive_generator(self.config.seed, self.step, _AUGMENT, self.device))
+        loss, correct = _loss_and_correct(self.model(x), y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.updater is not None:
+            stats = self.updater.maybe_update(self.step)
+            if stats is not None:
+                self._running["n_updates"] += 1
+                self._running["update_seconds"] += stats.seconds
+        self.optimizer.step()
+        if self.masks is not None:
+            self.masks.apply_(self.params)
+        self.step += 1
+        run = self._running
+        run["loss_sum"] += loss.detach().double() * len(y)  # stays on the device: no sync per step
+        run["correct"] += correct
+        run["count"] += len(y)
+
+    def _zero_running(self) -> dict[str, Any]:
+        zero = lambda dtype: torch.zeros((), dtype=dtype, device=self.device)  # noqa: E731
+        return {"loss_sum": zero(torch.float64), "correct": zero(torch.int64), "count": 0,
+                "n_updates": 0, "update_seconds": 0.0}
+
+    @torch.no_grad()
+    def evaluate(self) -> tuple[float, float]:
+        """Mean loss and accuracy on the test set."""
+        self.model.eval()
+        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        correct = torch.zeros((), dtype=torch.int64, device=self.device)
+        for i in range(0, len(self.test_y), self.config.eval_batch_size):
+            x, y = self.test_x[i:i + self.config.eval_batch_size], self.test_y[i:i + self.config.eval_batch_size]
+            loss, c = _loss_and_correct(self.model(x), y)
+            loss_sum += loss.double() * len(y)
+            correct += c
+        self.model.train()
+        n = len(self.test_y)
+        return float(loss_sum) / n, float(correct) / n
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "config": self.config.identity(),
+            "position": {"epoch": self.epoch, "batch": self.batch, "step": self.step},
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "updater": self.updater.state_dict() if self.updater else None,
+            "rng": rng.capture(),
+            "running": self._running,
+            "history": self.history,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        pos = state["position"]
+        self.epoch, self.batch, self.step = pos["epoch"], pos["batch"], pos["step"]
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.updater is not None:
+            self.updater.load_state_dict(state["updater"])
+        rng.restore(state["rng"])
+        self._running = {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in state["running"].items()}
+        self.history = list(state["history"])
+
+    def save(self) -> None:
+        if self.checkpoint_path is not None:
+            checkpoint.save(self.checkpoint_path, self.state_dict())
+
+
+def train(config: TrainConfig | Mapping[str, Any], *, checkpoint_dir: str | Path | None = None,
+          resume: bool = True, should_stop: Callable[[], bool] | None = None) -> Iterator[dict[str, Any]]:
+    """Train one run, yielding the metrics of each epoch it trains (see module docstring).
+
+    The config is checked, the data loaded and any checkpoint read before this returns.
+    """
+    return Trainer(config, checkpoint_dir=checkpoint_dir, resume=resume).epochs(should_stop)

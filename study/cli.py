@@ -1,0 +1,152 @@
+"""The ``dst-study`` command.
+
+    dst-study train [--dataset mnist1d] [--density 0.1] [--criterion snip] ... [--checkpoint-dir D] [--json]
+    dst-study list                      # registered criteria, growth rules, schedules, models, data sets
+
+``train`` options are generated from :class:`dst_core.TrainConfig`'s fields, so the CLI, the
+config and its checks never disagree. Ctrl-C stops ``train`` between two batches; with
+``--checkpoint-dir`` the position is saved and the same command resumes it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import signal
+import sys
+from typing import Any, Sequence
+
+import dst_core
+from dst_core import TrainConfig
+from dst_core.errors import DstError
+
+__all__ = ["main"]
+
+# registry behind each name-valued config field, for the choices listed in --help
+_REGISTRIES = {"dataset": dst_core.DATASETS, "model": dst_core.MODELS, "init": dst_core.DENSITY,
+               "criterion": dst_core.CRITERIA, "growth": dst_core.GROWTH, "schedule": dst_core.SCHEDULES}
+_EXIT_ERROR, _EXIT_INTERRUPTED = 2, 130
+
+
+def _key_value(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+def _add_config_options(parser: argparse.ArgumentParser) -> None:
+    for f in dataclasses.fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        help_ = f.metadata.get("help", "")
+        if f.name in _REGISTRIES:
+            help_ += f" ({', '.join(_REGISTRIES[f.name].names())})"
+        default = f.default if f.default is not dataclasses.MISSING else None
+        if default not in (None, "", dataclasses.MISSING) and f.name != "criterion_params":
+            help_ += f" [default: {default}]"
+        kw: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": help_}
+        if f.name == "criterion_params":
+            parser.add_argument("--criterion-param", action="append", type=_key_value, metavar="KEY=VALUE",
+                                dest="criterion_params", default=argparse.SUPPRESS, help=help_)
+        elif isinstance(default, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
+        elif isinstance(default, tuple):
+            parser.add_argument(flag, type=float, nargs="*", **kw)
+        elif isinstance(default, (int, float)):
+            parser.add_argument(flag, type=type(default), **kw)
+        else:
+            parser.add_argument(flag, **kw)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dst-study", description="Studies of Dynamic Sparse Training.")
+    parser.add_argument("--version", action="version", version=f"dst-study {dst_core.__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    train = sub.add_parser("train", help="train one run and print a line per epoch")
+    _add_config_options(train)
+    train.add_argument("--checkpoint-dir", help="checkpoint every epoch here; run again to resume")
+    train.add_argument("--json", action="store_true",
+                       help="end stdout with one JSON object of the final metrics")
+    sub.add_parser("list", help="list registered criteria, growth rules, schedules, models and data sets")
+    return parser
+
+
+def _format_epoch(m: dict[str, Any], epochs: int) -> str:
+    return (f"epoch {m['epoch']:>{len(str(epochs))}}/{epochs}  loss {m['train_loss']:.4f}  "
+            f"train {m['train_accuracy']:6.2%}  test {m['test_accuracy']:6.2%}  density {m['density']:.4f}  "
+            f"drop {m['drop_fraction']:.3f}  itop {m['itop_rate']:.3f}  updates {m['n_updates']}  "
+            f"{m['epoch_seconds']:.1f}s")
+
+
+def _final(history: list[dict[str, Any]], config: TrainConfig) -> dict[str, Any]:
+    final = dict(history[-1])
+    final["epochs"] = final.pop("epoch")
+    final["best_test_accuracy"] = max(m["test_accuracy"] for m in history)
+    final["config"] = config.to_dict()
+    return final
+
+
+def _train(args: argparse.Namespace) -> int:
+    values = {k: v for k, v in vars(args).items() if k not in ("command", "checkpoint_dir", "json")}
+    if "criterion_params" in values:
+        values["criterion_params"] = dict(values["criterion_params"])
+    config = TrainConfig.from_dict(values)
+    trainer = dst_core.Trainer(config, checkpoint_dir=args.checkpoint_dir)
+    log = sys.stderr if args.json else sys.stdout
+    print(f"training {config.model} on {config.dataset} ({trainer.device}): density {config.density}, "
+          f"{config.init}, {config.criterion}/{config.growth}, {config.schedule} drop {config.drop_fraction}, "
+          f"update every {config.update_period} steps, {config.epochs} epochs, seed {config.seed}", file=log)
+    if trainer.resumed_from is not None:
+        where = f"epoch {trainer.epoch}" + (f", batch {trainer.batch}" if trainer.batch else "")
+        print(f"resumed from {args.checkpoint_dir} at {where}", file=log)
+    stop = {"requested": False}
+
+    def on_sigint(signum, frame):  # first Ctrl-C: stop cleanly between batches; second: abort
+        stop["requested"] = True
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        for metrics in trainer.epochs(should_stop=lambda: stop["requested"]):
+            print(_format_epoch(metrics, config.epochs), file=log, flush=True)
+    except dst_core.Interrupted as e:
+        saved = f"checkpoint saved in {args.checkpoint_dir}; run the same command to resume" \
+            if args.checkpoint_dir else "nothing saved (no --checkpoint-dir)"
+        print(f"interrupted: {e}; {saved}", file=sys.stderr)
+        return _EXIT_INTERRUPTED
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    final = _final(trainer.history, config)
+    print(f"final: test accuracy {final['test_accuracy']:.2%} (best {final['best_test_accuracy']:.2%}), "
+          f"density {final['density']:.4f}, ITOP {final['itop_rate']:.3f}", file=log)
+    if args.json:
+        print(json.dumps(final))
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    for title, registry in (("criteria", dst_core.CRITERIA), ("growth", dst_core.GROWTH),
+                            ("schedules", dst_core.SCHEDULES), ("init", dst_core.DENSITY),
+                            ("models", dst_core.MODELS), ("datasets", dst_core.DATASETS)):
+        print(f"{title}:")
+        for entry in registry:
+            extra = "  (needs gradient)" if entry.meta.get("needs_grad") else ""
+            print(f"  {entry.name:<24}{entry.meta.get('description', '')}{extra}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return {"train": _train, "list": _list}[args.command](args)
+    except DstError as e:
+        print(f"dst-study: error: {e}", file=sys.stderr)
+        return _EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

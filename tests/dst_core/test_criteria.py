@@ -1,0 +1,145 @@
+import pytest
+import torch
+
+from dst_core.criteria import CRITERIA, select_prune
+from dst_core.errors import ConfigError, UnknownNameError
+from dst_core.growth import GROWTH, select_grow
+
+#            0     1     2     3     4      5     6    7
+W = torch.tensor([0.5, -0.1, 0.3, -0.7, 0.05, -0.2, 0.9, 0.0])
+G = torch.tensor([0.1, 0.9, -0.2, 0.05, 0.4, -0.3, 1.0, 0.6])
+MASK = torch.tensor([1, 1, 1, 1, 1, 1, 0, 1], dtype=torch.bool)  # position 6 is inactive
+
+
+def removed(name, k=3, w=W, g=G, mask=MASK, **params):
+    return sorted(select_prune(name, w, g, mask, k, **params).nonzero().flatten().tolist())
+
+
+# Hand-computed over the active positions 0,1,2,3,4,5,7:
+# magnitude |w|:            .5  .1  .3  .7  .05  .2  0     -> lowest 3: 7, 4, 1
+# snip |wg|:                .05 .09 .06 .035 .02 .06 0     -> 7, 4, 3
+# mest |w|+|g|:             .6  1.0 .5  .75 .45  .5  .6    -> 4, then 2 and 5 (tied at .5)
+# mest gamma=.5:            .55 .55 .4  .725 .25 .35 .3    -> 4, 7, 5
+# sensitivity |g|/|w|:      .2  9   .67 .071 8   1.5 huge  -> 3, 0, 2
+# reciprocal |w|/|g|:       5   .11 1.5 14  .125 .67 0     -> 7, 1, 4
+@pytest.mark.parametrize("name,params,expected", [
+    ("magnitude", {}, [1, 4, 7]),
+    ("snip", {}, [3, 4, 7]),
+    ("mest", {}, [2, 4, 5]),
+    ("mest", {"gamma": 0.5}, [4, 5, 7]),
+    ("sensitivity", {}, [0, 2, 3]),
+    ("reciprocal_sensitivity", {}, [1, 4, 7]),
+])
+def test_removal_sets_match_hand_computed(name, params, expected):
+    assert removed(name, **params) == expected
+
+
+def test_paper_spellings_resolve():
+    assert removed("ReciprocalSensitivity") == removed("reciprocal_sensitivity")
+    assert removed("SNIP") == removed("snip")
+    assert removed("SET") == removed("set")
+
+
+def test_set_splits_by_sign():
+    w = torch.tensor([0.01, 0.02, 0.03, -0.5, -0.6, 0.04])
+    every = torch.ones(6, dtype=torch.bool)
+    # k=2: one smallest positive (0) and the negative closest to zero (3); magnitude would take 0, 1
+    assert removed("set", 2, w, None, every) == [0, 3]
+    assert removed("magnitude", 2, w, None, every) == [0, 1]
+    # odd k=3: ceil(3/2)=2 positives (0, 1) and floor(3/2)=1 negative (3)
+    assert removed("set", 3, w, None, every) == [0, 1, 3]
+
+
+def test_set_takes_the_rest_from_the_other_sign_when_one_runs_short():
+    w = torch.tensor([0.1, 0.2, 0.3, 0.4, -0.5])
+    every = torch.ones(5, dtype=torch.bool)
+    # k=4 wants 2 negatives but there is one: 3 positives (0, 1, 2) + the negative (4)
+    assert removed("set", 4, w, None, every) == [0, 1, 2, 4]
+    w = torch.tensor([-0.1, -0.2, -0.3, 0.4])
+    assert removed("set", 3, w, None, torch.ones(4, dtype=torch.bool)) == [0, 1, 3]
+
+
+def test_set_counts_active_zeros_as_positive_and_ignores_inactive():
+    w = torch.tensor([0.0, 0.3, -0.2, 0.001, -0.01])
+    mask = torch.tensor([True, True, True, False, True])
+    assert removed("set", 2, w, None, mask) == [0, 4]
+
+
+def test_ties_break_towards_lower_index():
+    w = torch.tensor([0.2, 0.1, 0.1, 0.1, 0.3])
+    assert removed("magnitude", 2, w, None, torch.ones(5, dtype=torch.bool)) == [1, 2]
+
+
+def test_random_is_uniform_over_active_and_seeded():
+    picks = [removed("random", 3, generator=torch.Generator().manual_seed(s)) for s in range(200)]
+    assert all(6 not in p and len(p) == 3 for p in picks)
+    counts = torch.zeros(8)
+    for p in picks:
+        counts[p] += 1
+    # each of the 7 active positions is picked 3/7 of the time: 85.7 of 200 on average
+    assert counts[6] == 0 and counts[MASK].min() > 55 and counts[MASK].max() < 120
+    g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    assert removed("random", generator=g1) == removed("random", generator=g2)
+
+
+@pytest.mark.parametrize("name", CRITERIA.names())
+def test_contract_exact_count_only_active_inputs_untouched(name):
+    torch.manual_seed(1)
+    w, g = torch.randn(20, 30), torch.randn(20, 30)
+    mask = torch.rand(20, 30) < 0.4
+    w_copy, g_copy, m_copy = w.clone(), g.clone(), mask.clone()
+    out = select_prune(name, w, g, mask, 37, torch.Generator().manual_seed(0))
+    assert out.dtype == torch.bool and out.shape == w.shape
+    assert int(out.sum()) == 37 and not (out & ~mask).any()
+    assert torch.equal(w, w_copy) and torch.equal(g, g_copy) and torch.equal(mask, m_copy)
+    again = select_prune(name, w, g, mask, 37, torch.Generator().manual_seed(0))
+    assert torch.equal(out, again)
+
+
+def test_gradient_criteria_refuse_missing_gradient():
+    with pytest.raises(ValueError, match="needs the gradient"):
+        select_prune("snip", W, None, MASK, 2)
+
+
+def test_unknown_criterion_and_parameter():
+    with pytest.raises(UnknownNameError, match="did you mean 'magnitude'.*choices: magnitude, mest"):
+        select_prune("magnitdue", W, G, MASK, 2)
+    from dst_core.criteria import check_params
+    with pytest.raises(ConfigError, match="no parameter 'gama'; did you mean 'gamma'"):
+        check_params("mest", {"gama": 1.0})
+    with pytest.raises(ConfigError, match="accepted: none"):
+        check_params("magnitude", {"gamma": 1.0})
+
+
+def test_gradient_growth_takes_largest_abs_gradient_among_inactive():
+    mask = torch.tensor([1, 0, 0, 1, 0, 0], dtype=torch.bool)
+    g = torch.tensor([9.0, 0.5, -0.8, 9.0, 0.1, 0.7])
+    grown = select_grow("gradient", torch.zeros(6), g, mask, 2)
+    assert grown.nonzero().flatten().tolist() == [2, 5]
+
+
+@pytest.mark.parametrize("name", GROWTH.names())
+def test_growth_contract(name):
+    torch.manual_seed(2)
+    w, g, mask = torch.randn(50), torch.randn(50), torch.rand(50) < 0.3
+    out = select_grow(name, w, g, mask, 10, torch.Generator().manual_seed(0))
+    assert int(out.sum()) == 10 and not (out & mask).any()
+
+
+@pytest.mark.parametrize("n,density,k", [(100_000, 0.1, 4_000), (100_000, 0.5, 30_000), (1_000, 0.9, 90)])
+def test_random_growth_is_exact_distinct_inactive_and_seeded(n, density, k):
+    mask = torch.rand(n, generator=torch.Generator().manual_seed(0)) < density
+    a = select_grow("random", torch.zeros(n), None, mask, k, torch.Generator().manual_seed(1))
+    b = select_grow("random", torch.zeros(n), None, mask, k, torch.Generator().manual_seed(1))
+    assert int(a.sum()) == k and not (a & mask).any() and torch.equal(a, b)
+
+
+def test_random_growth_is_uniform_over_inactive():
+    mask = torch.zeros(40, dtype=torch.bool)
+    mask[::4] = True  # 30 inactive positions, each grown with probability 3/30
+    hits = torch.zeros(40)
+    for s in range(3000):
+        hits += select_grow("random", torch.zeros(40), None, mask, 3, torch.Generator().manual_seed(s))
+    assert hits[mask].sum() == 0
+    # expected 300 per inactive position; binomial sd ~16.4, so +-70 is over 4 sd
+    assert (hits[~mask] - 300).abs().max() < 70

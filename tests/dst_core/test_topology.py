@@ -1,0 +1,126 @@
+import itertools
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from dst_core.criteria import CRITERIA
+from dst_core.density import layer_counts
+from dst_core.growth import GROWTH
+from dst_core.masks import MaskSet, sparsifiable
+from dst_core.schedules import UpdateSchedule, drop_schedule
+from dst_core.topology import TopologyUpdater, drop_and_grow, n_drop
+
+
+@pytest.mark.parametrize("active,p,expected", [(10, 0.3, 3), (10, 0.31, 4), (7, 0.5, 4), (100, 0.005, 1),
+                                               (0, 0.5, 0), (5, 1.0, 5), (8, 0.0, 0)])
+def test_n_drop_is_ceil(active, p, expected):
+    assert n_drop(active, p) == expected
+
+
+def test_drop_and_grow_hand_computed():
+    # one layer, 8 weights; active 0,1,2,3; p = 0.5 -> remove ceil(0.5 * 4) = 2 with smallest |w|
+    w = {"w": torch.tensor([0.9, -0.05, 0.2, 0.01, 0.0, 0.0, 0.0, 0.0])}
+    g = {"w": torch.tensor([0.0, 5.0, 0.0, 0.0, 0.1, -0.7, 0.3, 0.2])}
+    m = {"w": torch.tensor([1, 1, 1, 1, 0, 0, 0, 0], dtype=torch.bool)}
+    new, removed = drop_and_grow(w, g, m, 0.5, criterion="magnitude", growth="gradient")
+    assert removed["w"].nonzero().flatten().tolist() == [1, 3]
+    # regrow 2 by largest |g| among inactive {1, 3, 4, 5, 6, 7}: |g| 5.0 (1) and 0.7 (5)
+    assert new["w"].nonzero().flatten().tolist() == [0, 1, 2, 5]
+    assert m["w"].tolist() == [1, 1, 1, 1, 0, 0, 0, 0]  # input untouched
+
+
+def test_global_scope_ranks_across_layers():
+    w = {"a": torch.tensor([0.1, 0.2, 0.3, 0.4]), "b": torch.tensor([0.01, 0.02, 0.9, 0.8])}
+    m = {n: torch.ones(4, dtype=torch.bool) for n in w}
+    for n in w:
+        m[n][3] = False  # 3 active per layer, 6 in all
+    new, removed = drop_and_grow(w, {}, m, 0.5, criterion="magnitude", growth="random", scope="global")
+    # remove ceil(0.5 * 6) = 3 globally: 0.01, 0.02 (b) and 0.1 (a)
+    assert removed["a"].tolist() == [True, False, False, False]
+    assert removed["b"].tolist() == [True, True, False, False]
+    assert {n: int(x.sum()) for n, x in new.items()} == {"a": 3, "b": 3}
+    _, local = drop_and_grow(w, {}, m, 0.5, criterion="magnitude", growth="random", scope="local")
+    assert {n: int(x.sum()) for n, x in local.items()} == {"a": 2, "b": 2}
+
+
+def _setup(criterion, growth, scope, density=0.3, p=0.4):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(20, 30), nn.ReLU(), nn.Linear(30, 30), nn.ReLU(), nn.Linear(30, 5))
+    params = sparsifiable(model)
+    counts = layer_counts({n: tuple(w.shape) for n, w in params.items()}, density, "erk")
+    masks = MaskSet.from_counts(params, counts, torch.Generator().manual_seed(0))
+    masks.apply_(params)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    updater = TopologyUpdater(params, masks, opt, criterion, growth, drop_schedule("constant", p, 1000),
+                              UpdateSchedule(5, 1000), scope, seed=3)
+    x, y = torch.randn(64, 20), torch.randint(0, 5, (64,))
+
+    def step(t):
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        stats = updater.maybe_update(t)
+        opt.step()
+        masks.apply_(params)
+        return stats
+    return model, params, masks, opt, updater, counts, step
+
+
+@pytest.mark.parametrize("criterion,growth,scope",
+                         list(itertools.product(CRITERIA.names(), GROWTH.names(), ["local", "global"])))
+def test_updater_keeps_exact_counts_zeroes_grown_weights_and_momentum(criterion, growth, scope):
+    model, params, masks, opt, updater, counts, step = _setup(criterion, growth, scope)
+    for t in range(1, 5):
+        assert step(t) is None
+    before = {n: m.clone() for n, m in masks.items()}
+    active_before = masks.n_active()
+    # run the update by hand at step 5 to inspect the state between update and optimizer step
+    opt.zero_grad()
+    x, y = torch.randn(64, 20), torch.randint(0, 5, (64,))
+    nn.functional.cross_entropy(model(x), y).backward()
+    stats = updater.maybe_update(5)
+    assert stats is not None and stats.step == 5
+    assert masks.n_active() == active_before == counts  # density unchanged, exactly
+    total_active = sum(active_before.values())
+    if scope == "local":
+        assert stats.n_removed == {n: math.ceil(0.4 * a) for n, a in active_before.items()}
+    else:
+        assert stats.total_removed == math.ceil(0.4 * total_active)
+    for name, w in params.items():
+        new, old = masks[name], before[name]
+        grown = new & ~old  # (positions removed and regrown in this update are in new & old)
+        assert int(grown.sum()) <= stats.n_removed[name]
+        assert torch.all(w[~new] == 0) and torch.all(w[grown] == 0)
+        buf = opt.state[w]["momentum_buffer"]
+        assert torch.all(buf[grown] == 0)
+        # every grown weight (including removed-and-regrown ones) restarts at 0 with momentum 0;
+        # survivors are non-zero after four steps
+        assert int((w[new] == 0).sum()) == stats.n_removed[name]
+        assert int((buf[new] == 0).sum()) == stats.n_removed[name]
+        assert int((old & ~new).sum()) == int(grown.sum())
+    opt.step()
+    masks.apply_(params)
+    for name, w in params.items():
+        assert torch.all(w[~masks[name]] == 0)
+    assert masks.itop_rate() > masks.density()
+
+
+def test_update_is_a_pure_function_of_state_and_seed():
+    results = []
+    for _ in range(2):
+        model, params, masks, opt, updater, counts, step = _setup("random", "random", "local")
+        for t in range(1, 16):
+            step(t)
+        results.append({n: m.clone() for n, m in masks.items()})
+    assert all(torch.equal(results[0][n], results[1][n]) for n in results[0])
+
+
+def test_updates_happen_only_at_scheduled_steps_and_state_round_trips():
+    model, params, masks, opt, updater, counts, step = _setup("magnitude", "gradient", "local")
+    done = [t for t in range(0, 21) if step(t) is not None]
+    assert done == [5, 10, 15, 20] and updater.n_updates == 4
+    state = updater.state_dict()
+    _, _, masks2, _, updater2, _, _ = _setup("magnitude", "gradient", "local")
+    updater2.load_state_dict(state)
+    assert updater2.n_updates == 4 and all(torch.equal(masks2[n], masks[n]) for n in masks)

@@ -1,0 +1,155 @@
+import math
+
+import pytest
+import torch
+
+from dst_core import checkpoint
+from dst_core.config import TrainConfig
+from dst_core.errors import CheckpointMismatchError, ConfigError
+from dst_core.masks import n_active
+from dst_core.trainer import Interrupted, Trainer, train
+
+FAST = dict(epochs=4, batch_size=256, update_period=4, lr=0.1, device="cpu")
+TIMING = ("epoch_seconds", "update_seconds")
+
+
+def _strip(history):
+    return [{k: v for k, v in m.items() if k not in TIMING} for m in history]
+
+
+def test_masked_weights_zero_and_counts_exact_after_every_step_and_update():
+    t = Trainer(TrainConfig(density=0.2, init="erk", criterion="snip", growth="gradient", **FAST))
+    counts = t.masks.n_active()
+    shapes = {n: p.numel() for n, p in t.params.items()}
+    assert sum(counts.values()) == pytest.approx(0.2 * sum(shapes.values()), abs=len(shapes))
+    order = torch.randperm(len(t.train_y))
+    n_updates = 0
+    for b in range(12):  # 12 steps with update_period 4: updates at steps 4 and 8
+        idx = order[b * 256:(b + 1) * 256]
+        t._train_step(t.train_x[idx], t.train_y[idx])
+        assert t.masks.n_active() == counts
+        for name, p in t.params.items():
+            assert torch.all(p[~t.masks[name]] == 0)
+        n_updates = t.updater.n_updates
+    assert n_updates == 2
+    assert t.masks.itop_rate() > t.masks.density()
+
+
+def test_resume_is_bit_identical(tmp_path):
+    cfg = TrainConfig(density=0.1, criterion="random", growth="random", **FAST)
+    full = Trainer(cfg, checkpoint_dir=tmp_path / "full")
+    full_history = list(full.epochs())
+    assert len(full_history) == 4 and full.step == 4 * full.steps_per_epoch
+
+    part = tmp_path / "part"
+    first = []
+    for metrics in train(cfg, checkpoint_dir=part):
+        first.append(metrics)
+        if metrics["epoch"] == 2:
+            break  # the epoch-2 checkpoint is written before the metrics are yielded
+    resumed = Trainer(cfg, checkpoint_dir=part)
+    assert resumed.resumed_from == 2
+    rest = list(resumed.epochs())
+    assert [m["epoch"] for m in rest] == [3, 4]
+    assert _strip(first + rest) == _strip(full_history)
+    assert _strip(resumed.history) == _strip(full_history)
+    for name, value in full.model.state_dict().items():
+        assert torch.equal(value, resumed.model.state_dict()[name]), name
+    for name in full.masks:
+        assert torch.equal(full.masks[name], resumed.masks[name])
+    a, b = full.optimizer.state_dict()["state"], resumed.optimizer.state_dict()["state"]
+    assert all(torch.equal(a[i]["momentum_buffer"], b[i]["momentum_buffer"]) for i in a)
+
+
+def test_interrupt_mid_epoch_then_resume_is_bit_identical(tmp_path):
+    cfg = TrainConfig(density=0.1, criterion="magnitude", growth="gradient", **dict(FAST, epochs=2))
+    full = Trainer(cfg)
+    full_history = list(full.epochs())
+    calls = {"n": 0}
+
+    def stop_after_20_batches():
+        calls["n"] += 1
+        return calls["n"] > 20  # 16 batches per epoch: stops inside epoch 2
+
+    with pytest.raises(Interrupted):
+        list(train(cfg, checkpoint_dir=tmp_path, should_stop=stop_after_20_batches))
+    state = checkpoint.load(tmp_path / checkpoint.FILENAME)
+    assert state["position"] == {"epoch": 1, "batch": 4, "step": 20}
+    resumed = Trainer(cfg, checkpoint_dir=tmp_path)
+    list(resumed.epochs())
+    assert _strip(resumed.history) == _strip(full_history)
+    for name, value in full.model.state_dict().items():
+        assert torch.equal(value, resumed.model.state_dict()[name]), name
+
+
+def test_finished_run_resumes_to_nothing(tmp_path):
+    cfg = TrainConfig(density=0.5, **dict(FAST, epochs=1))
+    assert len(list(train(cfg, checkpoint_dir=tmp_path))) == 1
+    assert list(train(cfg, checkpoint_dir=tmp_path)) == []
+
+
+def test_checkpoint_from_other_config_is_refused(tmp_path):
+    list(train(TrainConfig(density=0.5, **dict(FAST, epochs=1)), checkpoint_dir=tmp_path))
+    with pytest.raises(CheckpointMismatchError, match="density: checkpoint has 0.5, config has 0.2"):
+        train(TrainConfig(density=0.2, **dict(FAST, epochs=1)), checkpoint_dir=tmp_path)
+
+
+def test_same_seed_same_result_other_seed_differs():
+    cfg = dict(density=0.2, **dict(FAST, epochs=1))
+    a, b = list(train(TrainConfig(**cfg))), list(train(TrainConfig(**cfg)))
+    c = list(train(TrainConfig(seed=1, **cfg)))
+    assert _strip(a) == _strip(b) and _strip(a) != _strip(c)
+
+
+def test_lr_schedule_and_metrics_fields():
+    t = Trainer(TrainConfig(density=0.3, **dict(FAST, epochs=8)))
+    assert [t.lr_at(e) for e in range(8)] == pytest.approx([0.1] * 4 + [0.01] * 2 + [0.001] * 2)
+    m = next(t.epochs())
+    assert set(m) >= {"epoch", "step", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "density",
+                      "drop_fraction", "itop_rate", "n_updates", "update_seconds", "epoch_seconds"}
+    assert m["n_updates"] == math.floor((t.steps_per_epoch - 1) / 4)  # updates at steps 4, 8, 12
+    total = sum(p.numel() for p in t.params.values())
+    assert m["density"] == sum(t.masks.n_active().values()) / total
+
+
+def test_dense_run_has_no_masks():
+    t = Trainer(TrainConfig(density=1.0, **dict(FAST, epochs=1)))
+    assert t.masks is None and t.updater is None
+    assert next(t.epochs())["density"] == 1.0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("density,minimum", [(1.0, 0.60), (0.1, 0.45)])
+def test_mnist1d_accuracy(density, minimum):
+    # measured once (seed 0, 40 epochs, lr 0.1): dense 0.693, density 0.1 0.542; chance is 0.10
+    cfg = TrainConfig(dataset="mnist1d", model="mnist1d_mlp", density=density, epochs=40, lr=0.1, device="cpu")
+    final = list(train(cfg))[-1]
+    assert final["test_accuracy"] >= minimum
+    assert final["density"] == pytest.approx(density, abs=1e-3)
+
+
+@pytest.mark.parametrize("bad,message", [
+    (dict(density=0), r"density: got 0; expected a float in \(0, 1\]"),
+    (dict(density=1.5), r"density: got 1.5; expected a float in \(0, 1\]"),
+    (dict(criterion="magnitdue"), r"criterion: unknown criterion 'magnitdue'; did you mean 'magnitude'\? \(choices: magnitude, mest"),
+    (dict(model="resnet"), r"model: unknown model 'resnet'.*choices: .*resnet56"),
+    (dict(growth="rigl"), r"growth: unknown growth 'rigl'.*choices: gradient, random"),
+    (dict(scope="layer"), r"scope: got 'layer'; expected one of global, local"),
+    (dict(update_period=0), r"update_period: got 0; expected an integer >= 1"),
+    (dict(epochs=2.5), r"epochs: got 2.5; expected an integer >= 1"),
+    (dict(criterion="mest", criterion_params={"gama": 2}), r"no parameter 'gama'; did you mean 'gamma'"),
+])
+def test_bad_config(bad, message):
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig(**bad)
+
+
+def test_unknown_key_did_you_mean():
+    with pytest.raises(ConfigError, match="unknown config key 'densty'; did you mean 'density'"):
+        TrainConfig.from_dict({"densty": 0.1})
+
+
+def test_missing_dataset_folder(tmp_path):
+    from dst_core.errors import DatasetNotFoundError
+    with pytest.raises(DatasetNotFoundError, match="cifar-10-batches-py"):
+        train(TrainConfig(dataset="cifar10", data_root=str(tmp_path / "nowhere")))
