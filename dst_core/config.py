@@ -24,9 +24,9 @@ from .topology import SCOPES
 
 __all__ = ["TrainConfig", "RUN_ONLY_FIELDS"]
 
-# Fields that choose where or how fast a run happens, not what it computes: they are left out of
-# a run's identity, so a checkpoint written on one device resumes on another.
-RUN_ONLY_FIELDS = ("data_root", "device", "eval_batch_size")
+# Fields that choose where or how fast a run happens, or what is observed, not what it computes:
+# they are left out of a run's identity, so a checkpoint written on one device resumes on another.
+RUN_ONLY_FIELDS = ("data_root", "device", "eval_batch_size", "jaccard_every")
 
 
 def _field(help: str, default: Any = None, *, factory: Any = None) -> Any:
@@ -68,6 +68,8 @@ class TrainConfig:
     # execution
     device: str = _field("auto (CUDA when visible), cpu, cuda or cuda:N", "auto")
     eval_batch_size: int = _field("batch size of evaluation", 1024)
+    jaccard_every: int = _field("every N epochs, record the Jaccard overlap of what each criterion would "
+                                "remove from the current state (0 = never)", 0)
 
     def __post_init__(self):
         canon = lambda reg, key: object.__setattr__(self, key, _name(reg, key, getattr(self, key)))  # noqa: E731
@@ -92,6 +94,7 @@ class TrainConfig:
         _check(self, "epochs", int, 1, None)
         _check(self, "batch_size", int, 1, None)
         _check(self, "eval_batch_size", int, 1, None)
+        _check(self, "jaccard_every", int, 0, None)
         _check(self, "lr", float, 0, None, open_low=True)
         _check(self, "momentum", float, 0, 1)
         _check(self, "weight_decay", float, 0, None)

@@ -22,7 +22,9 @@ import torch
 import torch.nn.functional as F
 
 from . import checkpoint, rng
+from .analytics import removal_overlap
 from .config import TrainConfig
+from .criteria import CRITERIA
 from .data import load_dataset
 from .density import layer_counts
 from .errors import DstError
@@ -141,7 +143,7 @@ class Trainer:
         run, self._running = self._running, self._zero_running()
         test_loss, test_acc = self.evaluate()
         sparse = self.masks is not None
-        return {
+        metrics = {
             "epoch": self.epoch,
             "step": self.step,
             "lr": lr,
@@ -156,6 +158,18 @@ class Trainer:
             "update_seconds": run["update_seconds"],
             "epoch_seconds": time.perf_counter() - start,
         }
+        if sparse and cfg.jaccard_every and self.epoch % cfg.jaccard_every == 0:
+            metrics["jaccard"] = self.removal_overlap()
+        return metrics
+
+    def removal_overlap(self) -> dict[tuple[str, str], float]:
+        """Jaccard overlap of what every criterion would remove now (last minibatch's gradient)."""
+        weights = {n: p.detach() for n, p in self.params.items()}
+        grads = {n: p.grad for n, p in self.params.items() if p.grad is not None}
+        names = [c for c in CRITERIA.names() if len(grads) == len(weights) or not CRITERIA.get(c).needs_grad]
+        params = {self.config.criterion: self.config.criterion_params}
+        return removal_overlap(names, weights, grads, self.masks.masks, self.updater.drop_schedule(self.step),
+                               scope=self.config.scope, seed=self.config.seed, criterion_params=params)
 
     def _train_step(self, x: torch.Tensor, y: torch.Tensor) -> None:
         if self.data.augment is not None:

@@ -1,7 +1,16 @@
 """The ``dst-study`` command.
 
-    dst-study train [--dataset mnist1d] [--density 0.1] [--criterion snip] ... [--checkpoint-dir D] [--json]
+    dst-study train [--dataset mnist1d] [--density 0.1] [--criterion snip] ... [--checkpoint-dir D]
+                    [--results DIR] [--json]
+    dst-study query STUDY [--table trials|history|jaccard] [--where EXPR] [--columns ...] [--format ...]
+    dst-study compare STUDY [--metric final_test_accuracy] [--rows criterion] [--cols density]
+    dst-study plot STUDY --kind density|update-period|curves|jaccard --out FILE.png
+    dst-study status STUDY
+    dst-study compact STUDY
     dst-study list                      # registered criteria, growth rules, schedules, models, data sets
+
+STUDY is a study directory, a filesystem URI (``s3://bucket/study``) or the name of a study under
+``$DST_STUDY_RESULTS`` (default ``./results``).
 
 ``train`` options are generated from :class:`dst_core.TrainConfig`'s fields, so the CLI, the
 config and its checks never disagree. Ctrl-C stops ``train`` between two batches; with
@@ -15,11 +24,19 @@ import dataclasses
 import json
 import signal
 import sys
+import time
+import warnings
 from typing import Any, Sequence
 
 import dst_core
 from dst_core import TrainConfig
 from dst_core.errors import DstError
+
+from .plots import KINDS, plot
+from .queries import compare, open_study, query
+from .render import FORMATS, print_comparison, print_frame
+from .store import STATUSES, TABLES, ParquetStore, StoreError, UnreadableFileWarning
+from .trial import history_rows, jaccard_rows, trial_row, utc_now
 
 __all__ = ["main"]
 
@@ -69,8 +86,35 @@ def _parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train one run and print a line per epoch")
     _add_config_options(train)
     train.add_argument("--checkpoint-dir", help="checkpoint every epoch here; run again to resume")
+    train.add_argument("--results", metavar="DIR", help="also write the trial into this study's result store")
     train.add_argument("--json", action="store_true",
                        help="end stdout with one JSON object of the final metrics")
+
+    q = sub.add_parser("query", help="rows of a study's table, filtered")
+    q.add_argument("study")
+    q.add_argument("--table", choices=sorted(TABLES), default="trials")
+    q.add_argument("--where", help="pandas expression, e.g. \"criterion == 'snip' and density < 0.2\"")
+    q.add_argument("--columns", nargs="+", help="columns to show (default: all)")
+    q.add_argument("--format", choices=FORMATS, default="table")
+
+    c = sub.add_parser("compare", help="pivot a metric: rows x columns, mean ± std over seeds, best marked")
+    c.add_argument("study")
+    c.add_argument("--metric", default="final_test_accuracy")
+    c.add_argument("--rows", default="criterion")
+    c.add_argument("--cols", default="density")
+    c.add_argument("--where", help="pandas expression selecting the trials to compare")
+    c.add_argument("--format", choices=FORMATS, default="table")
+
+    pl = sub.add_parser("plot", help="draw a figure of the study as PNG")
+    pl.add_argument("study")
+    pl.add_argument("--kind", required=True, choices=sorted(KINDS))
+    pl.add_argument("--out", required=True, help="PNG file to write")
+    pl.add_argument("--metric", default="final_test_accuracy")
+
+    st = sub.add_parser("status", help="counts of trials per status and the last errors")
+    st.add_argument("study")
+    cp = sub.add_parser("compact", help="merge a study's part files (the tables read the same)")
+    cp.add_argument("study")
     sub.add_parser("list", help="list registered criteria, growth rules, schedules, models and data sets")
     return parser
 
@@ -83,7 +127,7 @@ def _format_epoch(m: dict[str, Any], epochs: int) -> str:
 
 
 def _final(history: list[dict[str, Any]], config: TrainConfig) -> dict[str, Any]:
-    final = dict(history[-1])
+    final = {k: v for k, v in history[-1].items() if k != "jaccard"}
     final["epochs"] = final.pop("epoch")
     final["best_test_accuracy"] = max(m["test_accuracy"] for m in history)
     final["config"] = config.to_dict()
@@ -91,7 +135,7 @@ def _final(history: list[dict[str, Any]], config: TrainConfig) -> dict[str, Any]
 
 
 def _train(args: argparse.Namespace) -> int:
-    values = {k: v for k, v in vars(args).items() if k not in ("command", "checkpoint_dir", "json")}
+    values = {k: v for k, v in vars(args).items() if k not in ("command", "checkpoint_dir", "json", "results")}
     if "criterion_params" in values:
         values["criterion_params"] = dict(values["criterion_params"])
     config = TrainConfig.from_dict(values)
@@ -110,6 +154,7 @@ def _train(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
     previous = signal.signal(signal.SIGINT, on_sigint)
+    started, clock = utc_now(), time.perf_counter()
     try:
         for metrics in trainer.epochs(should_stop=lambda: stop["requested"]):
             print(_format_epoch(metrics, config.epochs), file=log, flush=True)
@@ -120,12 +165,63 @@ def _train(args: argparse.Namespace) -> int:
         return _EXIT_INTERRUPTED
     finally:
         signal.signal(signal.SIGINT, previous)
+    if args.results:
+        store = ParquetStore(args.results)
+        row = trial_row(config, trainer.history, status="completed", started_at=started, ended_at=utc_now(),
+                        device_used=str(trainer.device), wall_seconds=time.perf_counter() - clock)
+        store.append([row], history_rows(config, trainer.history), jaccard_rows(config, trainer.history))
+        print(f"trial {row['trial_id']} written to {args.results}", file=log)
     final = _final(trainer.history, config)
     print(f"final: test accuracy {final['test_accuracy']:.2%} (best {final['best_test_accuracy']:.2%}), "
           f"density {final['density']:.4f}, ITOP {final['itop_rate']:.3f}", file=log)
     if args.json:
         print(json.dumps(final))
     return 0
+
+
+def _query(args: argparse.Namespace) -> int:
+    store = open_study(args.study)
+    print_frame(query(store, args.table, args.where, args.columns), args.format)
+    return _report_problems(store)
+
+
+def _compare(args: argparse.Namespace) -> int:
+    store = open_study(args.study)
+    trials = query(store, "trials", args.where)
+    print_comparison(compare(trials, args.metric, args.rows, args.cols), args.format)
+    return _report_problems(store)
+
+
+def _plot(args: argparse.Namespace) -> int:
+    store = open_study(args.study)
+    print(f"wrote {plot(store, args.kind, args.out, args.metric)}")
+    return _report_problems(store)
+
+
+def _status(args: argparse.Namespace) -> int:
+    store = open_study(args.study)
+    trials = query(store, columns=["trial_id", "status", "criterion", "density", "seed", "ended_at", "error"])
+    counts = trials["status"].value_counts()
+    print(f"{store.root}: {len(trials)} trials: " + ", ".join(f"{counts.get(s, 0)} {s}" for s in STATUSES))
+    failed = trials[trials["status"] == "failed"].sort_values("ended_at").tail(5)
+    for row in failed.itertuples():
+        first_line = str(row.error).strip().splitlines()[-1] if isinstance(row.error, str) else ""
+        print(f"  failed {row.trial_id} ({row.criterion}, density {row.density:g}, seed {row.seed}): {first_line}")
+    return _report_problems(store)
+
+
+def _compact(args: argparse.Namespace) -> int:
+    store = open_study(args.study)
+    merged = store.compact()
+    print(f"{store.root}: merged " + ", ".join(f"{n} {t} parts" for t, n in merged.items()))
+    return _report_problems(store)
+
+
+def _report_problems(store: ParquetStore) -> int:
+    """Name the unreadable files that were skipped; the exit code says so too."""
+    for problem in store.problems:
+        print(f"dst-study: warning: skipped unreadable file {problem}", file=sys.stderr)
+    return 1 if store.problems else 0
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -141,9 +237,13 @@ def _list(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    commands = {"train": _train, "query": _query, "compare": _compare, "plot": _plot, "status": _status,
+                "compact": _compact, "list": _list}
     try:
-        return {"train": _train, "list": _list}[args.command](args)
-    except DstError as e:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UnreadableFileWarning)  # _report_problems says it once
+            return commands[args.command](args)
+    except (DstError, StoreError) as e:
         print(f"dst-study: error: {e}", file=sys.stderr)
         return _EXIT_ERROR
 

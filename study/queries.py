@@ -1,0 +1,91 @@
+"""Questions asked of a study's tables, answered as pandas DataFrames.
+
+* :func:`open_study` resolves a study directory, URI, or name under the results root.
+* :func:`query` filters a table with a pandas expression, reading only the columns it needs.
+* :func:`compare` pivots a metric (rows × columns, e.g. criterion × density): mean, std and
+  number of seeds per cell, the best row of each column, and each cell's gap to that best.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+
+from .store import TABLES, ParquetStore, StoreError
+
+__all__ = ["Comparison", "compare", "default_root", "open_study", "query"]
+
+
+def default_root() -> Path:
+    """Where studies land unless told otherwise: ``$DST_STUDY_RESULTS`` or ``./results``."""
+    return Path(os.environ.get("DST_STUDY_RESULTS", "results"))
+
+
+def open_study(study: str) -> ParquetStore:
+    """A study directory, a filesystem URI, or the name of a study under :func:`default_root`."""
+    if "://" in study:
+        return ParquetStore(study)
+    for candidate in (Path(study), default_root() / study):
+        if (candidate / "trials").is_dir():
+            return ParquetStore(str(candidate))
+    root = default_root()
+    known = sorted(p.name for p in root.iterdir() if (p / "trials").is_dir()) if root.is_dir() else []
+    raise StoreError(f"unknown study {study!r}: no {study}/trials/ here or under {str(root)!r} "
+                     f"(studies there: {', '.join(known) or 'none'})")
+
+
+def _names_in(expression: str) -> set[str]:
+    try:
+        tree = ast.parse(expression, mode="eval")
+    except SyntaxError as e:
+        raise StoreError(f"--where {expression!r}: not a valid expression ({e.msg})") from None
+    return {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
+
+
+def query(store: ParquetStore, table: str = "trials", where: str | None = None,
+          columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """Rows of ``table`` matching the pandas expression ``where`` (e.g. ``"criterion == 'snip'
+    and density < 0.2"``), with ``columns`` (all when None)."""
+    names = TABLES[table].names
+    wanted = list(columns or names)
+    used = _names_in(where) - {"True", "False", "None"} if where else set()
+    unknown = sorted((set(wanted) | used) - set(names))
+    if unknown:
+        raise StoreError(f"unknown column(s) {', '.join(map(repr, unknown))} in table {table!r} "
+                         f"(columns: {', '.join(names)})")
+    frame = store.read(table, list(dict.fromkeys([*wanted, *sorted(used)])))
+    if where:
+        frame = frame.query(where)
+    return frame[wanted].reset_index(drop=True)
+
+
+@dataclass
+class Comparison:
+    mean: pd.DataFrame  # rows × cols
+    std: pd.DataFrame
+    count: pd.DataFrame  # number of seeds (trials) per cell
+    best: pd.Series  # per column: the row label with the highest mean
+    gap: pd.DataFrame  # mean minus the column's best mean (0 for the best, negative otherwise)
+    metric: str
+
+
+def compare(trials: pd.DataFrame, metric: str = "final_test_accuracy", rows: str = "criterion",
+            cols: str = "density", status: str | None = "completed") -> Comparison:
+    """Pivot ``metric`` over completed trials: mean ± std over seeds, counts, best row per column."""
+    for name in (metric, rows, cols):
+        if name not in trials.columns:
+            raise StoreError(f"unknown column {name!r} (columns: {', '.join(trials.columns)})")
+    data = trials if status is None else trials[trials["status"] == status]
+    data = data.assign(**{metric: pd.to_numeric(data[metric], errors="coerce").astype("float64")})
+    grouped = data.groupby([rows, cols], observed=True)[metric]
+    mean = grouped.mean().unstack(cols).sort_index().sort_index(axis=1)
+    std = grouped.std(ddof=1).unstack(cols).reindex_like(mean)
+    count = grouped.count().unstack(cols).reindex_like(mean).fillna(0).astype(int)
+    best = mean.idxmax(axis=0)
+    gap = mean - mean.max(axis=0)
+    return Comparison(mean, std, count, best, gap, metric)

@@ -1,0 +1,7 @@
+"""Where results land: the Parquet store of a study (see ``results/README.md`` for the schema)."""
+
+from .parquet import ParquetStore, StoreError, UnreadableFileWarning
+from .schema import CONFIG_COLUMNS, HISTORY, JACCARD, METRICS, SCHEMA_VERSION, STATUSES, TABLES, TRIALS
+
+__all__ = ["CONFIG_COLUMNS", "HISTORY", "JACCARD", "METRICS", "ParquetStore", "SCHEMA_VERSION", "STATUSES",
+           "StoreError", "TABLES", "TRIALS", "UnreadableFileWarning"]

@@ -1,0 +1,73 @@
+"""The bridge from one dst_core run to the rows of the result store."""
+
+from __future__ import annotations
+
+import functools
+import json
+import socket
+import subprocess
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+import dst_core
+from dst_core import TrainConfig
+
+from .store.schema import METRICS
+from .trial_id import trial_id
+
+__all__ = ["git_commit", "history_rows", "jaccard_rows", "trial_row", "utc_now"]
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@functools.cache
+def git_commit() -> str | None:
+    """The commit of the dst-study checkout this code runs from, when it is a git checkout."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                             text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def trial_row(config: TrainConfig, history: Sequence[dict[str, Any]], *, status: str, started_at: datetime,
+              ended_at: datetime | None = None, device_used: str | None = None, error: str | None = None,
+              wall_seconds: float | None = None) -> dict[str, Any]:
+    """One ``trials`` row: id, flat config, status, final and best metrics, provenance."""
+    row: dict[str, Any] = {"trial_id": trial_id(config), "status": status}
+    for key, value in config.to_dict().items():
+        row[key] = json.dumps(value, sort_keys=True) if isinstance(value, dict) else value
+    if history:
+        final = history[-1]
+        best = max(history, key=lambda m: m["test_accuracy"])
+        row.update(
+            epochs_done=final["epoch"], final_test_accuracy=final["test_accuracy"],
+            best_test_accuracy=best["test_accuracy"], best_epoch=best["epoch"],
+            final_test_loss=final["test_loss"], final_train_accuracy=final["train_accuracy"],
+            final_train_loss=final["train_loss"], final_density=final["density"],
+            final_itop_rate=final["itop_rate"], update_seconds=sum(m["update_seconds"] for m in history))
+    else:
+        row["epochs_done"] = 0
+    row.update(
+        wall_seconds=wall_seconds, host=socket.gethostname(), device_used=device_used,
+        dst_study_version=dst_core.__version__, torch_version=torch.__version__, git_commit=git_commit(),
+        started_at=started_at, ended_at=ended_at, error=error)
+    return row
+
+
+def history_rows(config: TrainConfig, history: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    tid = trial_id(config)
+    return [{"trial_id": tid, **{k: m[k] for k in METRICS}} for m in history]
+
+
+def jaccard_rows(config: TrainConfig, history: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Long-form rows of the removal overlaps the run recorded (``jaccard_every``)."""
+    tid = trial_id(config)
+    return [{"trial_id": tid, "epoch": m["epoch"], "criterion_a": a, "criterion_b": b, "jaccard": v}
+            for m in history if "jaccard" in m for (a, b), v in m["jaccard"].items()]

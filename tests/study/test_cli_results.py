@@ -1,0 +1,92 @@
+"""The result-store commands end to end: train --results, query, compare, plot, status, compact."""
+
+import json
+
+import pytest
+
+from study.cli import main
+
+QUICK = ["--epochs", "2", "--batch-size", "256", "--lr", "0.1", "--update-period", "5", "--device", "cpu"]
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    root = tmp_path_factory.mktemp("results") / "demo"
+    for criterion in ("magnitude", "snip"):
+        for density in ("0.05", "0.2"):
+            for seed in ("0", "1"):
+                assert main(["train", *QUICK, "--criterion", criterion, "--density", density, "--seed", seed,
+                             "--jaccard-every", "2", "--results", str(root)]) == 0
+    return root
+
+
+def test_train_results_then_compare_json(study, capsys):
+    capsys.readouterr()
+    assert main(["compare", str(study), "--format", "json"]) == 0
+    cells = json.loads(capsys.readouterr().out)
+    assert len(cells) == 4 and all(c["n"] == 2 for c in cells)
+    assert sum(c["best"] for c in cells) == 2  # one best criterion per density
+
+
+def test_compare_table_marks_best(study, capsys):
+    assert main(["compare", str(study)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("★") == 1 + 2 and "magnitude" in out  # the title explains ★ and "snip" in out and "0.05" in out
+
+
+def test_query_where_and_formats(study, capsys):
+    capsys.readouterr()
+    assert main(["query", str(study), "--where", "criterion == 'snip' and density < 0.1",
+                 "--columns", "seed", "density", "--format", "csv"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["seed,density", "0,0.05", "1,0.05"]
+    assert main(["query", str(study), "--table", "history", "--where", "epoch == 2", "--format", "json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 8
+
+
+@pytest.mark.parametrize("kind", ["density", "curves", "jaccard", "update-period"])
+def test_plot_writes_a_png(study, tmp_path, kind):
+    out = tmp_path / f"{kind}.png"
+    assert main(["plot", str(study), "--kind", kind, "--out", str(out)]) == 0
+    data = out.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+
+
+def test_status_and_compact(study, capsys):
+    assert main(["status", str(study)]) == 0
+    assert "8 trials: 8 completed, 0 failed, 0 running" in capsys.readouterr().out
+    assert main(["compact", str(study)]) == 0
+    assert "merged 8 history parts, 8 jaccard parts, 8 trials parts" in capsys.readouterr().out
+    assert main(["status", str(study)]) == 0
+    assert "8 trials: 8 completed" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args,message", [
+    (["query", "nosuchstudy"], "unknown study 'nosuchstudy'"),
+    (["query", "{study}", "--where", "densty < 0.1"], "unknown column(s) 'densty'"),
+    (["query", "{study}", "--columns", "acc"], "unknown column(s) 'acc'"),
+    (["compare", "{study}", "--metric", "acc"], "unknown column 'acc'"),
+])
+def test_bad_input(study, capsys, args, message):
+    args = [a.replace("{study}", str(study)) for a in args]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("dst-study: error: ") and message in err
+
+
+def test_non_parquet_file_in_study(study, capsys, tmp_path):
+    import shutil
+    copy = tmp_path / "copy"
+    shutil.copytree(study, copy)
+    (copy / "trials" / "notes.csv").write_text("a,b\n")
+    assert main(["query", str(copy)]) == 2
+    assert "notes.csv: not a Parquet part file" in capsys.readouterr().err
+
+
+def test_corrupt_part_is_named_and_rest_loads(study, capsys, tmp_path):
+    import shutil
+    copy = tmp_path / "copy"
+    shutil.copytree(study, copy)
+    (copy / "trials" / "99999999999999999999-torn.parquet").write_bytes(b"PAR1\x00\x01")
+    assert main(["status", str(copy)]) == 1  # still answers, but says something was skipped
+    captured = capsys.readouterr()
+    assert "8 trials" in captured.out and "99999999999999999999-torn.parquet" in captured.err
