@@ -123,7 +123,7 @@ def _format_epoch(m: dict[str, Any], epochs: int) -> str:
     return (f"epoch {m['epoch']:>{len(str(epochs))}}/{epochs}  loss {m['train_loss']:.4f}  "
             f"train {m['train_accuracy']:6.2%}  test {m['test_accuracy']:6.2%}  density {m['density']:.4f}  "
             f"drop {m['drop_fraction']:.3f}  itop {m['itop_rate']:.3f}  updates {m['n_updates']}  "
-            f"{m['epoch_seconds']:.1f}s")
+            f"{m['epoch_seconds']:.2f}s")
 
 
 def _final(history: list[dict[str, Any]], config: TrainConfig) -> dict[str, Any]:
@@ -187,7 +187,8 @@ def _query(args: argparse.Namespace) -> int:
 
 def _compare(args: argparse.Namespace) -> int:
     store = open_study(args.study)
-    trials = query(store, "trials", args.where)
+    columns = list(dict.fromkeys([args.rows, args.cols, args.metric, "status"]))  # read only these
+    trials = query(store, "trials", args.where, columns)
     print_comparison(compare(trials, args.metric, args.rows, args.cols), args.format)
     return _report_problems(store)
 

@@ -58,8 +58,8 @@ def _cli(*args):
 
 @pytest.mark.slow
 def test_ctrl_c_then_rerun_equals_uninterrupted(tmp_path):
-    # small batches make epochs long enough (~0.5 s) to interrupt one in the middle
-    args = ["--epochs", "6", "--batch-size", "16", "--update-period", "50", "--criterion", "set",
+    # small batches make epochs long enough (~0.3 s) to interrupt one in the middle
+    args = ["--epochs", "4", "--batch-size", "32", "--update-period", "50", "--criterion", "set",
             "--device", "cpu", "--json"]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     full = subprocess.run(_cli(*args), capture_output=True, text=True, env=env, check=True)
