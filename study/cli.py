@@ -2,6 +2,9 @@
 
     dst-study train [--dataset mnist1d] [--density 0.1] [--criterion snip] ... [--checkpoint-dir D]
                     [--results DIR] [--json]
+    dst-study validate SPEC
+    dst-study run SPEC [--dry-run] [--address auto|HOST:PORT] [--max-concurrent N] [--retry-failed]
+    dst-study resume STUDY
     dst-study query STUDY [--table trials|history|jaccard] [--where EXPR] [--columns ...] [--format ...]
     dst-study compare STUDY [--metric final_test_accuracy] [--rows criterion] [--cols density]
     dst-study plot STUDY --kind density|update-period|curves|jaccard --out FILE.png
@@ -34,6 +37,10 @@ from dst_core.errors import DstError
 
 from .plots import KINDS, plot
 from .queries import compare, open_study, query
+from .runner import load_study_spec, plan
+from .runner import run as run_study
+from .spec import load as load_spec
+from .trial_id import trial_id
 from .render import FORMATS, print_comparison, print_frame
 from .store import STATUSES, TABLES, ParquetStore, StoreError, UnreadableFileWarning
 from .trial import history_rows, jaccard_rows, trial_row, utc_now
@@ -89,6 +96,21 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--results", metavar="DIR", help="also write the trial into this study's result store")
     train.add_argument("--json", action="store_true",
                        help="end stdout with one JSON object of the final metrics")
+
+    v = sub.add_parser("validate", help="check a study spec without running anything")
+    v.add_argument("spec")
+    for name, help_ in (("run", "run the trials of a spec that have no result yet"),
+                        ("resume", "finish a study after its driver died (runs its saved spec again)")):
+        r = sub.add_parser(name, help=help_)
+        r.add_argument("spec" if name == "run" else "study")
+        r.add_argument("--address", help="join this Ray cluster ('auto', HOST:PORT or ray://...); "
+                                         "default: start a private local Ray")
+        r.add_argument("--max-concurrent", type=int, help="at most N trials at once")
+        r.add_argument("--num-cpus", type=float, help="CPUs of the local Ray (default: all)")
+        r.add_argument("--num-gpus", type=float, help="GPUs of the local Ray (default: those visible)")
+        r.add_argument("--retry-failed", action="store_true", help="run failed trials again too")
+        r.add_argument("--dry-run", action="store_true", help="list what would run and what is done")
+        r.add_argument("--verbose", action="store_true", help="show Ray's own log output")
 
     q = sub.add_parser("query", help="rows of a study's table, filtered")
     q.add_argument("study")
@@ -179,6 +201,33 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _validate(args: argparse.Namespace) -> int:
+    spec = load_spec(args.spec)
+    n = len(spec.trials()) if spec.grid else spec.search.n_trials
+    print(f"{args.spec}: valid: study {spec.name!r} with {n} trials, results in {spec.study_dir}")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    spec = load_spec(args.spec) if args.command == "run" else load_study_spec(open_study(args.study).root)
+    p = plan(spec, retry_failed=args.retry_failed)
+    print(f"study {spec.name!r}: {len(p.trials)} trials, {len(p.done)} done, {len(p.missing)} to run "
+          f"({len(p.resume_from)} from checkpoints) -> {spec.study_dir}")
+    if args.dry_run:
+        for c in p.missing:
+            where = " (resumes from checkpoint)" if trial_id(c) in p.resume_from else ""
+            print(f"  run  {trial_id(c)}  {c.criterion}/{c.growth} density {c.density:g} seed {c.seed}{where}")
+        return 0
+    run_study(p, address=args.address, max_concurrent=args.max_concurrent, num_cpus=args.num_cpus,
+              num_gpus=args.num_gpus, verbose=args.verbose, log=lambda line: print(line, flush=True))
+    store = open_study(spec.study_dir)
+    trials = query(store, "trials", None, ["criterion", "density", "final_test_accuracy", "status"])
+    if not trials.empty:
+        print_comparison(compare(trials))
+    failed = (trials["status"] == "failed").sum()
+    return 1 if failed else _report_problems(store)
+
+
 def _query(args: argparse.Namespace) -> int:
     store = open_study(args.study)
     print_frame(query(store, args.table, args.where, args.columns), args.format)
@@ -238,7 +287,7 @@ def _list(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    commands = {"train": _train, "query": _query, "compare": _compare, "plot": _plot, "status": _status,
+    commands = {"train": _train, "validate": _validate, "run": _run, "resume": _run, "query": _query, "compare": _compare, "plot": _plot, "status": _status,
                 "compact": _compact, "list": _list}
     try:
         with warnings.catch_warnings():

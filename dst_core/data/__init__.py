@@ -27,6 +27,7 @@ __all__ = [
     "DATASETS",
     "DataBundle",
     "Augment",
+    "check_dataset",
     "load_dataset",
     "not_found",
     "require_root",
@@ -69,6 +70,18 @@ class DataBundle:
 
 
 DATASETS: Registry[Callable[[Path | None], DataBundle]] = Registry("dataset")
+
+
+def check_dataset(name: str, root: str | os.PathLike[str] | None = None) -> None:
+    """Cheap check before a study starts: a file-based dataset's folder must exist.
+
+    A missing folder raises the loader's own :class:`DatasetNotFoundError` (every loader checks
+    its folder before reading anything); the files inside are checked when a trial loads them.
+    """
+    entry = DATASETS.get(name)
+    path = None if root is None else Path(root).expanduser()
+    if entry.meta.get("needs_root") and (path is None or not path.is_dir()):
+        entry.obj(path)  # raises DatasetNotFoundError with the exact files expected
 
 
 def load_dataset(name: str, root: str | os.PathLike[str] | None = None) -> DataBundle:

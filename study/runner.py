@@ -1,0 +1,126 @@
+"""Running a study: what is missing, where its checkpoints are, and the waves that run it.
+
+The result store, not Tune's experiment state, is the record of what is done. ``run`` computes the
+trials of the spec whose ids have no row yet, finds the newest checkpoint any earlier wave left for
+each (a driver killed mid-study), and launches them as Tune experiments of at most ``WAVE_SIZE``
+trials. Running a spec again, resuming after a crash and extending a grid are the same operation.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import pyarrow.fs as pafs
+import yaml
+
+from dst_core import TrainConfig
+from dst_core import checkpoint as ckpt
+
+from .spec import StudySpec, parse
+from .store import ParquetStore
+from .trial_id import trial_id
+
+__all__ = ["Plan", "SPEC_FILE", "WAVE_SIZE", "load_study_spec", "plan", "run"]
+
+WAVE_SIZE = 2000  # trials per Tune experiment (Tune's driver state grows with trial count)
+SPEC_FILE = "spec.yaml"  # the spec a study was last run with, kept in the study folder for resume
+
+
+@dataclass
+class Plan:
+    spec: StudySpec
+    store: ParquetStore
+    trials: list[TrainConfig]  # every trial of the spec
+    done: dict[str, str]  # trial id -> status, for the spec's trials already in the store
+    missing: list[TrainConfig]  # to run now
+    resume_from: dict[str, str]  # trial id -> checkpoint left by an earlier wave
+
+
+def plan(spec: StudySpec, retry_failed: bool = False) -> Plan:
+    store = ParquetStore(spec.study_dir)
+    trials = spec.trials()
+    recorded = store.read("trials", ["trial_id", "status"]) if store.exists() else None
+    status = {} if recorded is None else dict(zip(recorded["trial_id"], recorded["status"]))
+    finished = {"completed"} if retry_failed else {"completed", "failed"}
+    done = {trial_id(c): status[trial_id(c)] for c in trials if status.get(trial_id(c)) in finished}
+    missing = [c for c in trials if trial_id(c) not in done]
+    return Plan(spec, store, trials, done, missing, _checkpoints(store, {trial_id(c) for c in missing}))
+
+
+def _checkpoints(store: ParquetStore, ids: set[str]) -> dict[str, str]:
+    """Newest checkpoint per trial id under ``<study>/tune/<wave>/<trial id>/checkpoint_*/``."""
+    if not ids:
+        return {}
+    infos = store.fs.get_file_info(pafs.FileSelector(f"{store.path}/tune", allow_not_found=True, recursive=True))
+    found: dict[str, str] = {}
+    for info in sorted(infos, key=lambda i: i.path):  # waves and checkpoint indices sort by time
+        parts = info.path.split("/")
+        if info.type == pafs.FileType.File and parts[-1] == ckpt.FILENAME and len(parts) >= 3 \
+                and parts[-3] in ids and parts[-2].startswith("checkpoint_"):
+            found[parts[-3]] = info.path
+    return found
+
+
+def save_spec(spec: StudySpec) -> None:
+    store = ParquetStore(spec.study_dir)
+    store.fs.create_dir(store.path, recursive=True)
+    with store.fs.open_output_stream(f"{store.path}/{SPEC_FILE}") as out:
+        out.write(yaml.safe_dump(spec.model_dump(mode="json", exclude_none=True), sort_keys=False).encode())
+
+
+def load_study_spec(study_dir: str) -> StudySpec:
+    store = ParquetStore(study_dir)
+    path = f"{store.path}/{SPEC_FILE}"
+    try:
+        with store.fs.open_input_stream(path) as f:
+            data = yaml.safe_load(f.read().decode())
+    except (FileNotFoundError, OSError):
+        from .spec import SpecError
+        raise SpecError(f"{study_dir}: no {SPEC_FILE}; this study was not started by 'dst-study run' "
+                        "(run the spec itself to continue it)") from None
+    return parse(data, path)
+
+
+def _start_ray(address: str | None, num_cpus: float | None, num_gpus: float | None, verbose: bool) -> bool:
+    """Connect to ``address`` or start a private local Ray; True when we started one."""
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if not verbose:
+        os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    import ray
+    if ray.is_initialized():
+        return False
+    kwargs = dict(include_dashboard=False, log_to_driver=verbose,
+                  logging_level=logging.INFO if verbose else logging.ERROR)
+    if address:
+        ray.init(address=address, **kwargs)
+    else:
+        ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus, **kwargs)
+    return True
+
+
+def run(p: Plan, *, address: str | None = None, max_concurrent: int | None = None, num_cpus: float | None = None,
+        num_gpus: float | None = None, verbose: bool = False, log: Callable[[str], None] = print) -> None:
+    """Run the missing trials of a plan in waves; every outcome lands in the store."""
+    save_spec(p.spec)
+    if not p.missing:
+        return
+    from .runners import ray_tune  # Ray loads only when something runs
+    import ray
+    started = _start_ray(address, num_cpus, num_gpus, verbose)
+    try:
+        for start in range(0, len(p.missing), WAVE_SIZE):
+            wave = p.missing[start:start + WAVE_SIZE]
+            ray_tune.run_wave(
+                wave, p.store, tune_dir=f"{p.spec.study_dir}/tune" if "://" in p.spec.study_dir
+                else str(Path(p.store.path) / "tune"), wave=f"wave-{time.time_ns()}",
+                resume_from=p.resume_from, cpu=p.spec.resources.cpu, gpu=p.spec.resources.gpu,
+                retries=p.spec.retries, max_concurrent=max_concurrent or p.spec.max_concurrent, log=log)
+    finally:
+        if started:
+            ray.shutdown()

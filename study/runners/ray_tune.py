@@ -1,0 +1,155 @@
+"""Ray Tune adapter: fans a wave of trials out, retries them from checkpoints, reports to the store.
+
+Each trial is :func:`trainable`, a plain Tune function that wraps :class:`dst_core.Trainer`: it
+resumes from Tune's checkpoint on a retry (a raised error, a lost node) or from a checkpoint an
+earlier wave left (a killed driver), reports every epoch with a checkpoint, and sends its whole
+history with the last report. The driver's :class:`StoreWriter` callback writes each finished or
+failed trial to the result store: one writer, as trials finish.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import ray
+from ray import tune
+
+from dst_core import TrainConfig, Trainer
+from dst_core import checkpoint as ckpt
+
+from ..store import ParquetStore
+from ..trial import history_rows, jaccard_rows, trial_row, utc_now
+from ..trial_id import trial_id
+
+__all__ = ["FAULT_ENV", "StoreWriter", "run_wave", "trainable"]
+
+FAULT_ENV = "DST_STUDY_FAULT"  # test aid: JSON {"epoch": E, "times": N (-1: always), "dir": D, "match": {...}}
+
+
+def _maybe_fail(config: TrainConfig, epoch: int) -> None:
+    """Raise an injected fault (set by tests through ``DST_STUDY_FAULT``); a no-op otherwise."""
+    spec = os.environ.get(FAULT_ENV)
+    if not spec:
+        return
+    fault = json.loads(spec)
+    values = config.to_dict()
+    if fault["epoch"] != epoch or any(values.get(k) != v for k, v in fault.get("match", {}).items()):
+        return
+    marks = Path(fault["dir"]) / trial_id(config)
+    marks.mkdir(parents=True, exist_ok=True)
+    done = len(list(marks.iterdir()))
+    if fault["times"] < 0 or done < fault["times"]:
+        (marks / f"{done}").touch()
+        raise RuntimeError(f"injected fault at epoch {epoch} (attempt {done + 1})")
+
+
+def _jsonable(metrics: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in metrics.items() if k != "jaccard"}
+    if "jaccard" in metrics:
+        out["jaccard"] = [[a, b, v] for (a, b), v in metrics["jaccard"].items()]
+    return out
+
+
+def trainable(config: dict[str, Any], resume_from: dict[str, str] | None = None) -> None:
+    """One trial under Tune: ``config["trial"]`` is a TrainConfig dict; ``resume_from`` maps trial
+    ids to checkpoints that earlier waves left behind."""
+    cfg = TrainConfig.from_dict(config["trial"])
+    work = Path(tempfile.mkdtemp(prefix="dst-trial-"))
+    try:
+        checkpoint = tune.get_checkpoint()
+        if checkpoint is not None:  # a retry in this wave
+            checkpoint.to_directory(str(work))
+        elif resume_from and trial_id(cfg) in resume_from:  # left by an earlier wave whose driver died
+            shutil.copy(resume_from[trial_id(cfg)], work / ckpt.FILENAME)
+        trainer = Trainer(cfg, checkpoint_dir=work)
+        started = time.perf_counter()
+        for metrics in trainer.epochs():
+            _maybe_fail(cfg, metrics["epoch"])
+            report = _jsonable(metrics)
+            report.update(trial_id=trial_id(cfg), device_used=str(trainer.device),
+                          resumed_from=trainer.resumed_from or 0, attempt_seconds=time.perf_counter() - started)
+            if trainer.done:  # the last report carries the whole history
+                report["history"] = [_jsonable(m) for m in trainer.history]
+            tune.report(report, checkpoint=tune.Checkpoint.from_directory(str(work)))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _history(result: dict[str, Any]) -> list[dict[str, Any]]:
+    history = []
+    for m in result.get("history", []):
+        m = dict(m)
+        if "jaccard" in m:
+            m["jaccard"] = {(a, b): v for a, b, v in m["jaccard"]}
+        history.append(m)
+    return history
+
+
+class StoreWriter(tune.Callback):
+    """Writes each trial to the store when it completes or finally fails; prints a progress line."""
+
+    def __init__(self, store: ParquetStore, total: int, log: Callable[[str], None] = print):
+        self.store, self.total, self.log = store, total, log
+        self.done = self.failed = 0
+        self.started: dict[str, Any] = {}
+        self.clock = time.perf_counter()
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self.started.setdefault(trial.trial_id, utc_now())
+
+    def _finish(self, trials, trial, status: str, error: str | None) -> None:
+        cfg = TrainConfig.from_dict(trial.config["trial"])
+        result = trial.last_result or {}
+        history = _history(result) if status == "completed" else []
+        row = trial_row(cfg, history, status=status, started_at=self.started.get(trial.trial_id, utc_now()),
+                        ended_at=utc_now(), device_used=result.get("device_used"), error=error,
+                        wall_seconds=result.get("attempt_seconds"))
+        if status == "failed":
+            row["epochs_done"] = int(result.get("epoch", 0))
+        self.store.append([row], history_rows(cfg, history), jaccard_rows(cfg, history))
+        self.done += status == "completed"
+        self.failed += status == "failed"
+        finished = self.done + self.failed
+        eta = (time.perf_counter() - self.clock) / finished * (self.total - finished)
+        running = sum(t.status == "RUNNING" for t in trials if t is not trial)
+        what = (f"test {row['final_test_accuracy']:.2%}" if status == "completed"
+                else "FAILED: " + (error or "").strip().splitlines()[-1])
+        self.log(f"[{finished}/{self.total} | {self.done} done, {running} running, {self.failed} failed | "
+                 f"ETA {eta:.0f}s] {cfg.criterion}/{cfg.growth} density {cfg.density:g} seed {cfg.seed}: "
+                 f"{what} ({row['wall_seconds'] or 0:.1f}s)")
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self._finish(trials, trial, "completed", None)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._finish(trials, trial, "failed", trial.get_error() or "unknown error")
+
+
+def run_wave(configs: list[TrainConfig], store: ParquetStore, *, tune_dir: str, wave: str,
+             resume_from: dict[str, str], cpu: float, gpu: float, retries: int,
+             max_concurrent: int | None, log: Callable[[str], None] = print) -> None:
+    """Run one Tune experiment over ``configs``; every outcome lands in ``store``."""
+    trainable_ = tune.with_parameters(trainable, resume_from=resume_from)
+    tuner = tune.Tuner(
+        tune.with_resources(trainable_, {"cpu": cpu, "gpu": gpu}),
+        param_space={"trial": tune.grid_search([c.to_dict() for c in configs])},
+        tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent, reuse_actors=True,
+                                    trial_dirname_creator=_dirname),
+        run_config=tune.RunConfig(
+            name=wave, storage_path=tune_dir, verbose=0,
+            failure_config=tune.FailureConfig(max_failures=retries),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            callbacks=[StoreWriter(store, len(configs), log)]),
+    )
+    tuner.fit()
+
+
+def _dirname(trial) -> str:
+    """Trial folders are named by trial id, so a later wave finds an earlier wave's checkpoints."""
+    return trial_id(TrainConfig.from_dict(trial.config["trial"]))

@@ -1,0 +1,181 @@
+"""Study specs: one YAML file describing a grid (or search) of DST trials, checked before anything runs.
+
+    name: quick                     # the study lands in <storage>/<name>/
+    storage: results                # a directory or a pyarrow filesystem URI (s3://bucket/prefix)
+    base: {dataset: mnist1d, epochs: 20, lr: 0.1}        # TrainConfig fields shared by every trial
+    grid: {criterion: [magnitude, snip], density: [0.05, 0.2], seed: [0, 1]}   # axes to cross
+    resources: {cpu: 1, gpu: 0.25}  # per trial; fractions pack trials on one GPU
+    retries: 2                      # attempts after the first, each from the last checkpoint
+    search: {...}                   # optional: an Optuna search instead of the grid (see SearchSpec)
+
+:func:`load` collects every problem of a spec (unknown keys with a did-you-mean, invalid values
+with the valid choices, missing data folders, an empty grid) and raises one :class:`SpecError`
+listing them all, so a spec is fixed in one pass and nothing starts before it is valid.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from dst_core import TrainConfig
+from dst_core.data import check_dataset
+from dst_core.errors import ConfigError, DstError
+from dst_core.registry import did_you_mean
+
+from .trial_id import trial_id
+
+__all__ = ["SearchSpec", "SpecError", "StudySpec", "load", "parse"]
+
+CONFIG_FIELDS = [f.name for f in dataclasses.fields(TrainConfig)]
+
+
+class SpecError(ConfigError):
+    """Everything wrong with a spec, one problem per line."""
+
+
+class Resources(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    cpu: float = Field(1.0, gt=0, description="CPUs per trial")
+    gpu: float = Field(0.0, ge=0, description="GPUs per trial; 0.25 packs four trials on one GPU")
+
+
+class SearchSpec(BaseModel):
+    """An Optuna search over ``space`` (on top of ``base``), run through Ray Tune."""
+
+    model_config = ConfigDict(extra="forbid")
+    space: dict[str, dict[Literal["uniform", "loguniform", "int", "choice"], list[Any]]]
+    metric: str = "final_test_accuracy"
+    mode: Literal["max", "min"] = "max"
+    n_trials: int = Field(gt=0)
+    seed: int = 0  # the sampler's seed
+
+
+class StudySpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    storage: str = "results"
+    base: dict[str, Any] = {}
+    grid: dict[str, list[Any]] = {}
+    search: SearchSpec | None = None
+    resources: Resources = Resources()
+    retries: int = Field(2, ge=0)
+    max_concurrent: int | None = Field(None, gt=0)
+
+    @property
+    def study_dir(self) -> str:
+        return f"{self.storage.rstrip('/')}/{self.name}"
+
+    def trials(self) -> list[TrainConfig]:
+        """The grid's trials in a stable order, each config once (duplicates collapse by id)."""
+        axes = list(self.grid)
+        seen: dict[str, TrainConfig] = {}
+        for values in itertools.product(*(self.grid[a] for a in axes)):
+            config = TrainConfig.from_dict({**self.base, **dict(zip(axes, values))})
+            seen.setdefault(trial_id(config), config)
+        return list(seen.values())
+
+
+def _where(loc: tuple) -> str:
+    return ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in loc).replace(".[", "[")
+
+
+def _pydantic_problems(error: ValidationError) -> list[str]:
+    problems = []
+    for e in error.errors():
+        where = _where(e["loc"])
+        if e["type"] == "extra_forbidden":
+            parent = StudySpec
+            for part in e["loc"][:-1]:
+                parent = {"resources": Resources, "search": SearchSpec}.get(part, parent)
+            choices = sorted(parent.model_fields)
+            key = e["loc"][-1]
+            problems.append(f"{where}: unknown key {key!r}{did_you_mean(key, choices)} (keys: {', '.join(choices)})")
+        else:
+            problems.append(f"{where}: {e['msg']}; got {e.get('input')!r}")
+    return problems
+
+
+def _config_problems(spec: StudySpec, data: bool = True) -> list[str]:
+    problems = []
+    for section in ("base", "grid"):
+        for key in getattr(spec, section):
+            if key not in CONFIG_FIELDS:
+                problems.append(f"{section}.{key}: unknown config key {key!r}{did_you_mean(key, CONFIG_FIELDS)} "
+                                f"(keys: {', '.join(sorted(CONFIG_FIELDS))})")
+    for key, values in spec.grid.items():
+        if not values:
+            problems.append(f"grid.{key}: empty list; give at least one value")
+        for i, value in enumerate(values):
+            if key in CONFIG_FIELDS:
+                try:
+                    TrainConfig.from_dict({**{k: v for k, v in spec.base.items() if k in CONFIG_FIELDS}, key: value})
+                except ConfigError as e:
+                    problems.append(f"grid.{key}[{i}]: {e}")
+    if spec.search is not None:
+        for key in spec.search.space:
+            if key not in CONFIG_FIELDS:
+                problems.append(f"search.space.{key}: unknown config key {key!r}"
+                                f"{did_you_mean(key, CONFIG_FIELDS)}")
+        if spec.grid:
+            problems.append("grid and search: give one of them (a search samples its own configs)")
+    elif not spec.grid and not problems:
+        problems.append("grid: empty; give at least one axis (e.g. density: [0.05, 0.1]) or a search")
+    if problems or not data:
+        return problems
+    try:
+        base = TrainConfig.from_dict(spec.base)
+    except ConfigError as e:
+        return [f"base: {e}"]
+    problems += _data_problems(spec, base)
+    return problems
+
+
+def _data_problems(spec: StudySpec, base: TrainConfig) -> list[str]:
+    """File-based data sets must be where the spec says, before any trial starts."""
+    pairs = {(c.dataset, c.data_root) for c in (spec.trials() if spec.grid else [base])}
+    problems = []
+    for dataset, root in sorted(pairs, key=str):
+        try:
+            check_dataset(dataset, root)
+        except DstError as e:
+            problems.append(f"data: {e}")
+    return problems
+
+
+def parse(data: Any, source: str = "spec") -> StudySpec:
+    """Validate a spec given as a mapping; raise one SpecError listing every problem."""
+    if not isinstance(data, dict):
+        raise SpecError(f"{source}: expected a mapping of spec keys, got {type(data).__name__}")
+    try:
+        spec = StudySpec.model_validate(data)
+    except ValidationError as e:
+        problems = _pydantic_problems(e)
+        # still report the trial-config problems of sections that parsed, so one pass fixes all
+        base, grid = data.get("base"), data.get("grid")
+        if isinstance(base, dict) and isinstance(grid, dict) and all(isinstance(v, list) for v in grid.values()):
+            problems += _config_problems(StudySpec.model_construct(base=base, grid=grid, search=None), data=False)
+    else:
+        problems = _config_problems(spec)
+    if problems:
+        lines = "\n".join(f"  {source}: {p}" for p in problems)
+        raise SpecError(f"{source}: {len(problems)} problem{'s' if len(problems) > 1 else ''}:\n{lines}")
+    return spec
+
+
+def load(path: str | Path) -> StudySpec:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise SpecError(f"{path}: cannot read the spec ({e.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise SpecError(f"{path}: not valid YAML ({e})") from None
+    return parse(data, str(path))
