@@ -505,8 +505,8 @@ def append_rows(n: int, start_index: int) -> list[tuple[list[dict], list[dict]]]
 def time_appends(root: Path, batches) -> list[float]:
     store = ParquetStore(str(root))
     seconds = []
+    gc.collect()
     for trials, history in batches:
-        gc.collect()
         start = time.perf_counter()
         store.append(trials, history)
         seconds.append(time.perf_counter() - start)

@@ -29,15 +29,18 @@ from ..trial_id import trial_id
 
 __all__ = ["FAULT_ENV", "StoreWriter", "run_wave", "trainable"]
 
-FAULT_ENV = "DST_STUDY_FAULT"  # test aid: JSON {"epoch": E, "times": N (-1: always), "dir": D, "match": {...}}
+# Test aid: the path of a JSON file {"epoch": E, "times": N (-1: always), "dir": D, "match": {...}}
+# that makes matching trials raise after epoch E, N times each (markers in D count the attempts).
+FAULT_ENV = "DST_STUDY_FAULT_FILE"
 
 
 def _maybe_fail(config: TrainConfig, epoch: int) -> None:
-    """Raise an injected fault (set by tests through ``DST_STUDY_FAULT``); a no-op otherwise."""
-    spec = os.environ.get(FAULT_ENV)
-    if not spec:
+    """Raise an injected fault when ``$DST_STUDY_FAULT_FILE`` names one; a no-op otherwise."""
+    path = os.environ.get(FAULT_ENV)
+    if not path or not os.path.exists(path):
         return
-    fault = json.loads(spec)
+    with open(path) as f:
+        fault = json.load(f)
     values = config.to_dict()
     if fault["epoch"] != epoch or any(values.get(k) != v for k, v in fault.get("match", {}).items()):
         return
@@ -109,7 +112,7 @@ class StoreWriter(tune.Callback):
         history = _history(result) if status == "completed" else []
         row = trial_row(cfg, history, status=status, started_at=self.started.get(trial.trial_id, utc_now()),
                         ended_at=utc_now(), device_used=result.get("device_used"), error=error,
-                        wall_seconds=result.get("attempt_seconds"))
+                        wall_seconds=result.get("attempt_seconds"), resumed_from=result.get("resumed_from"))
         if status == "failed":
             row["epochs_done"] = int(result.get("epoch", 0))
         self.store.append([row], history_rows(cfg, history), jaccard_rows(cfg, history))
@@ -128,7 +131,16 @@ class StoreWriter(tune.Callback):
         self._finish(trials, trial, "completed", None)
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self._finish(trials, trial, "failed", trial.get_error() or "unknown error")
+        self._finish(trials, trial, "failed", _error_text(trial))
+
+
+def _error_text(trial) -> str:
+    """The trial's error log (every failed attempt); Tune writes it locally before syncing."""
+    path = trial.error_file
+    if path and os.path.exists(path):
+        with open(path) as f:
+            return f.read()
+    return str(trial.get_error() or "unknown error")
 
 
 def run_wave(configs: list[TrainConfig], store: ParquetStore, *, tune_dir: str, wave: str,

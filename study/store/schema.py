@@ -62,7 +62,7 @@ TRIALS = pa.schema(
         ("best_epoch", pa.int64()), ("final_test_loss", pa.float64()),
         ("final_train_accuracy", pa.float64()), ("final_train_loss", pa.float64()),
         ("final_density", pa.float64()), ("final_itop_rate", pa.float64()),
-        ("wall_seconds", pa.float64()), ("update_seconds", pa.float64()),
+        ("resumed_from", pa.int64()), ("wall_seconds", pa.float64()), ("update_seconds", pa.float64()),
         ("host", pa.string()), ("device_used", pa.string()),
         ("dst_study_version", pa.string()), ("torch_version", pa.string()), ("git_commit", pa.string()),
         ("started_at", _TIME), ("ended_at", _TIME), ("error", pa.string()),

@@ -1,0 +1,73 @@
+"""The driver is SIGKILLed mid-study; `dst-study resume` finishes it: nothing lost or duplicated."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+import torch
+import yaml
+
+from dst_core import TrainConfig, train
+from study.store import ParquetStore
+
+pytest.importorskip("ray")
+
+BASE = {"epochs": 4, "lr": 0.1, "batch_size": 64, "update_period": 10, "device": "cpu"}
+
+
+def _cli(*args):
+    return [sys.executable, "-m", "study.cli", *args]
+
+
+@pytest.mark.slow
+def test_sigkill_driver_then_resume(tmp_path):
+    spec = {"name": "k", "storage": str(tmp_path), "base": BASE,
+            "grid": {"criterion": ["magnitude", "set"], "density": [0.1, 0.3]}, "max_concurrent": 2}
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    study = tmp_path / "k"
+    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0")
+    driver = subprocess.Popen(_cli("run", str(path), "--num-cpus", "2"), stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True)
+    # kill once a trial is done and another has a checkpoint: the study is mid-way
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        done = len(ParquetStore(str(study)).files("trials")) if (study / "trials").exists() else 0
+        checkpoints = list(study.glob("tune/*/*/checkpoint_*/checkpoint.pt"))
+        if done >= 1 and len({c.parts[-3] for c in checkpoints}) >= 2:
+            break
+        time.sleep(0.2)
+    else:
+        driver.kill()
+        pytest.fail("the study never got going:\n" + driver.communicate()[0])
+    os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray it started: a lost login node
+    driver.wait()
+    before = len(ParquetStore(str(study)).files("trials"))
+    assert 1 <= before < 4
+
+    resumed = subprocess.run(_cli("resume", str(study), "--num-cpus", "2"), capture_output=True, text=True,
+                             env=env, timeout=400)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert f"{before} done, {4 - before} to run" in resumed.stdout
+
+    raw = pd.concat([pq.read_table(f).to_pandas() for f in ParquetStore(str(study)).files("trials")])
+    assert len(raw) == 4 and raw["trial_id"].is_unique and set(raw["status"]) == {"completed"}
+    assert (raw["resumed_from"] > 0).any()  # at least one in-flight trial continued from its checkpoint
+    history = ParquetStore(str(study)).read("history")
+    assert len(history) == 4 * 4 and not history.duplicated(["trial_id", "epoch"]).any()
+    # final metrics equal uninterrupted runs of the same configs (Ray workers run on one thread)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for row in raw.itertuples():
+            cfg = TrainConfig(criterion=row.criterion, density=row.density, **BASE)
+            final = list(train(cfg))[-1]
+            assert row.final_test_accuracy == final["test_accuracy"], row.trial_id
+            assert row.final_train_loss == final["train_loss"], row.trial_id
+    finally:
+        torch.set_num_threads(threads)

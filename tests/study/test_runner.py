@@ -1,0 +1,117 @@
+"""Studies through Ray Tune: missing trials only, retries from checkpoints, failures, GPU packing.
+
+One private local Ray (2 CPUs, 1 logical GPU) serves the module; the runner joins it. The
+fault-injection file is named in the environment before Ray starts, so workers see it.
+"""
+
+import json
+import logging
+import os
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from dst_core import TrainConfig, Trainer
+from study.runner import plan, run
+from study.runners.ray_tune import FAULT_ENV
+from study.spec import parse
+from study.store import ParquetStore
+
+ray = pytest.importorskip("ray")
+
+BASE = {"epochs": 3, "lr": 0.1, "batch_size": 256, "update_period": 5, "device": "cpu"}
+
+
+@pytest.fixture(scope="module")
+def fault_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("faults") / "fault.json"
+    os.environ[FAULT_ENV] = str(path)
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    ray.init(address="local", num_cpus=2, num_gpus=1, include_dashboard=False, log_to_driver=False,
+             logging_level=logging.ERROR)
+    yield path
+    ray.shutdown()
+    del os.environ[FAULT_ENV]
+
+
+def _spec(tmp_path, grid, **extra):
+    return parse({"name": "s", "storage": str(tmp_path), "base": {**BASE, **extra.pop("base", {})},
+                  "grid": grid, **extra})
+
+
+def _raw_trials(study_dir):
+    return pd.concat([pq.read_table(f).to_pandas() for f in ParquetStore(study_dir).files("trials")])
+
+
+def test_grid_runs_once_then_only_what_is_missing(tmp_path, fault_file):
+    spec = _spec(tmp_path, {"criterion": ["magnitude", "snip"], "density": [0.1, 0.3]})
+    run(plan(spec), log=lambda line: None)
+    trials = ParquetStore(spec.study_dir).read("trials")
+    assert len(trials) == 4 and set(trials["status"]) == {"completed"}
+    assert (trials["epochs_done"] == 3).all() and (trials["resumed_from"] == 0).all()
+    assert len(ParquetStore(spec.study_dir).read("history")) == 4 * 3
+    assert plan(spec).missing == []  # running the spec again runs nothing
+
+    extended = _spec(tmp_path, {"criterion": ["magnitude", "snip"], "density": [0.1, 0.3, 0.5]})
+    p = plan(extended)
+    assert sorted(c.density for c in p.missing) == [0.5, 0.5] and len(p.done) == 4
+    run(p, log=lambda line: None)
+    raw = _raw_trials(spec.study_dir)
+    assert len(raw) == 6 and raw["trial_id"].is_unique  # nothing duplicated, nothing re-run
+
+
+def test_retry_resumes_from_checkpoint_and_failures_are_recorded(tmp_path, fault_file):
+    marks = tmp_path / "marks"
+    fault_file.write_text(json.dumps({"epoch": 2, "times": 1, "dir": str(marks), "match": {"density": 0.2}}))
+    spec = _spec(tmp_path, {"density": [0.1, 0.2]}, retries=1)
+    try:
+        run(plan(spec), log=lambda line: None)
+    finally:
+        fault_file.unlink()
+    trials = ParquetStore(spec.study_dir).read("trials").set_index("density")
+    assert set(trials["status"]) == {"completed"}
+    assert trials.loc[0.2, "resumed_from"] == 1  # the retry started from the epoch-1 checkpoint, not 0
+    assert trials.loc[0.1, "resumed_from"] == 0
+    # the resumed trial ends exactly where an uninterrupted run ends (Ray workers use one thread)
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        t = Trainer(TrainConfig(density=0.2, **BASE))
+        list(t.epochs())
+    finally:
+        torch.set_num_threads(threads)
+    assert trials.loc[0.2, "final_test_accuracy"] == t.history[-1]["test_accuracy"]
+    assert trials.loc[0.2, "final_train_loss"] == t.history[-1]["train_loss"]
+
+    fault_file.write_text(json.dumps({"epoch": 1, "times": -1, "dir": str(marks), "match": {"density": 0.4}}))
+    spec2 = _spec(tmp_path / "2", {"density": [0.3, 0.4]}, retries=1)
+    try:
+        run(plan(spec2), log=lambda line: None)
+    finally:
+        fault_file.unlink()
+    trials = ParquetStore(spec2.study_dir).read("trials").set_index("density")
+    assert trials.loc[0.3, "status"] == "completed"
+    assert trials.loc[0.4, "status"] == "failed" and "injected fault at epoch 1" in trials.loc[0.4, "error"]
+    assert len(list((marks).glob("*/*"))) >= 1 + 2  # one earlier fault + first attempt and one retry
+    assert plan(spec2).missing == [] and len(plan(spec2, retry_failed=True).missing) == 1
+
+
+def test_fractional_gpus_pack_four_trials(tmp_path, fault_file):
+    import torch
+    spec = _spec(tmp_path, {"seed": list(range(8))}, resources={"cpu": 0.25, "gpu": 0.25},
+                 base={"epochs": 6, "batch_size": 64})
+    run(plan(spec), log=lambda line: None)
+    trials = ParquetStore(spec.study_dir).read("trials")
+    assert len(trials) == 8 and set(trials["status"]) == {"completed"}
+    expected = "cuda:0" if torch.cuda.is_available() else "cpu"
+    assert set(trials["device_used"]) == {expected}
+    # most trials running at one moment: 4 (1 logical GPU / 0.25), never more
+    events = sorted([(t, 1) for t in trials["started_at"]] + [(t, -1) for t in trials["ended_at"]],
+                    key=lambda e: (e[0], e[1]))
+    running = peak = 0
+    for _, delta in events:
+        running += delta
+        peak = max(peak, running)
+    assert peak == 4
