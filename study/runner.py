@@ -8,11 +8,8 @@ trials. Running a spec again, resuming after a crash and extending a grid are th
 
 from __future__ import annotations
 
-import logging
-import os
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import pyarrow.fs as pafs
@@ -21,7 +18,7 @@ import yaml
 from dst_core import TrainConfig
 from dst_core import checkpoint as ckpt
 
-from .spec import StudySpec, parse
+from .spec import SpecError, StudySpec, parse
 from .store import ParquetStore
 from .trial_id import trial_id
 
@@ -79,29 +76,10 @@ def load_study_spec(study_dir: str) -> StudySpec:
     try:
         with store.fs.open_input_stream(path) as f:
             data = yaml.safe_load(f.read().decode())
-    except (FileNotFoundError, OSError):
-        from .spec import SpecError
+    except OSError:
         raise SpecError(f"{study_dir}: no {SPEC_FILE}; this study was not started by 'dst-study run' "
                         "(run the spec itself to continue it)") from None
     return parse(data, path)
-
-
-def _start_ray(address: str | None, num_cpus: float | None, num_gpus: float | None, verbose: bool) -> bool:
-    """Connect to ``address`` or start a private local Ray; True when we started one."""
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    if not verbose:
-        os.environ.setdefault("RAY_DEDUP_LOGS", "0")
-    import ray
-    if ray.is_initialized():
-        return False
-    kwargs = dict(include_dashboard=False, log_to_driver=verbose,
-                  logging_level=logging.INFO if verbose else logging.ERROR)
-    if address:
-        ray.init(address=address, **kwargs)
-    else:
-        ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus, **kwargs)
-    return True
 
 
 def run(p: Plan, *, address: str | None = None, max_concurrent: int | None = None, num_cpus: float | None = None,
@@ -111,16 +89,15 @@ def run(p: Plan, *, address: str | None = None, max_concurrent: int | None = Non
     if not p.missing:
         return
     from .runners import ray_tune  # Ray loads only when something runs
-    import ray
-    started = _start_ray(address, num_cpus, num_gpus, verbose)
+    started = ray_tune.start_ray(address, num_cpus, num_gpus, verbose)
     try:
+        # Tune takes URIs as they are; local folders must be absolute
+        tune_dir = f"{p.spec.study_dir}/tune" if "://" in p.spec.study_dir else f"{p.store.path}/tune"
         for start in range(0, len(p.missing), WAVE_SIZE):
-            wave = p.missing[start:start + WAVE_SIZE]
             ray_tune.run_wave(
-                wave, p.store, tune_dir=f"{p.spec.study_dir}/tune" if "://" in p.spec.study_dir
-                else str(Path(p.store.path) / "tune"), wave=f"wave-{time.time_ns()}",
+                p.missing[start:start + WAVE_SIZE], p.store, tune_dir=tune_dir, wave=f"wave-{time.time_ns()}",
                 resume_from=p.resume_from, cpu=p.spec.resources.cpu, gpu=p.spec.resources.gpu,
                 retries=p.spec.retries, max_concurrent=max_concurrent or p.spec.max_concurrent, log=log)
     finally:
         if started:
-            ray.shutdown()
+            ray_tune.stop_ray()

@@ -1,4 +1,4 @@
-"""dst_core is a library of its own: it never imports the study package, Ray or the table stack."""
+"""dst_core is a library of its own (no study package, Ray or table stack); only one adapter imports Ray."""
 
 import ast
 from pathlib import Path
@@ -22,3 +22,11 @@ def test_dst_core_imports_nothing_from_study_or_ray():
     assert files
     bad = {str(f.relative_to(ROOT)): _imports(f) & FORBIDDEN_IN_CORE for f in files}
     assert {f: b for f, b in bad.items() if b} == {}
+
+
+def test_only_the_ray_tune_adapter_imports_ray():
+    adapter = ROOT / "study" / "runners" / "ray_tune.py"
+    importers = [str(f.relative_to(ROOT)) for f in sorted((ROOT / "study").rglob("*.py"))
+                 if f != adapter and "ray" in _imports(f)]  # function bodies included
+    assert importers == []
+    assert "ray" in _imports(adapter)

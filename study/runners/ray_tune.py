@@ -10,6 +10,7 @@ failed trial to the result store: one writer, as trials finish.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -27,7 +28,7 @@ from ..store import ParquetStore
 from ..trial import history_rows, jaccard_rows, trial_row, utc_now
 from ..trial_id import trial_id
 
-__all__ = ["FAULT_ENV", "StoreWriter", "run_wave", "trainable"]
+__all__ = ["FAULT_ENV", "StoreWriter", "run_wave", "start_ray", "stop_ray", "trainable"]
 
 # Test aid: the path of a JSON file {"epoch": E, "times": N (-1: always), "dir": D, "match": {...}}
 # that makes matching trials raise after epoch E, N times each (markers in D count the attempts).
@@ -165,3 +166,23 @@ def run_wave(configs: list[TrainConfig], store: ParquetStore, *, tune_dir: str, 
 def _dirname(trial) -> str:
     """Trial folders are named by trial id, so a later wave finds an earlier wave's checkpoints."""
     return trial_id(TrainConfig.from_dict(trial.config["trial"]))
+
+
+def start_ray(address: str | None, num_cpus: float | None, num_gpus: float | None, verbose: bool) -> bool:
+    """Join ``address``, or start a private local Ray (never a bare ``ray.init()``, which may attach
+    to someone else's cluster); True when this call started or joined one."""
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if ray.is_initialized():
+        return False
+    kwargs = dict(include_dashboard=False, log_to_driver=verbose,
+                  logging_level=logging.INFO if verbose else logging.ERROR)
+    if address:
+        ray.init(address=address, **kwargs)
+    else:
+        ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus, **kwargs)
+    return True
+
+
+def stop_ray() -> None:
+    ray.shutdown()
