@@ -204,6 +204,8 @@ def _train(args: argparse.Namespace) -> int:
 def _validate(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec)
     n = len(spec.trials()) if spec.grid else spec.search.n_trials
+    if spec.search is not None:
+        print(f"{args.spec}: note: searches validate but do not run yet (only grids run)")
     print(f"{args.spec}: valid: study {spec.name!r} with {n} trials, results in {spec.study_dir}")
     return 0
 

@@ -39,6 +39,9 @@ class Plan:
 
 
 def plan(spec: StudySpec, retry_failed: bool = False) -> Plan:
+    if spec.search is not None:
+        raise SpecError(f"study {spec.name!r}: search: Optuna searches validate but do not run yet; "
+                        "use a grid for now")
     store = ParquetStore(spec.study_dir)
     trials = spec.trials()
     recorded = store.read("trials", ["trial_id", "status"]) if store.exists() else None

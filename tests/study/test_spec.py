@@ -72,3 +72,11 @@ def test_examples_are_valid():
             assert lines and all(": data: dataset " in line for line in lines), str(e)
             continue
         assert spec.trials() or spec.search
+
+
+def test_search_spec_validates_but_plan_refuses_clearly():
+    from study.runner import plan
+    spec = parse({"name": "s", "base": {"epochs": 1}, "search": {
+        "n_trials": 4, "space": {"density": {"loguniform": [0.02, 0.5]}, "criterion": {"choice": ["snip", "set"]}}}})
+    with pytest.raises(SpecError, match="searches validate but do not run yet"):
+        plan(spec)
