@@ -10,8 +10,8 @@ built exactly as ``Trainer.__init__`` builds them. Repetitions as [full run / ``
 
 1. **Training step.** Dense = ``zero_grad``, forward, cross-entropy, backward, ``optimizer.step()``;
    sparse adds what ``Trainer._train_step`` does on every step: ``updater.maybe_update(step)``
-   (never due here) and ``masks.apply_(params)``. After a warm-up [20 / 2 steps each], dense and
-   sparse run in interleaved blocks [15 / 3 rounds of 20 / 5 steps], the order alternating every
+   (never due here) and ``masks.apply_(params)``. Both run on one model, so only that difference
+   is timed. After a warm-up [20 / 2 steps each], dense and sparse run in interleaved blocks [15 / 3 rounds of 20 / 5 steps], the order alternating every
    round. Reported: median and minimum per-step time over the blocks; ratios sparse/dense of the
    medians (checked against the target), of the minima, and the median per-round ratio.
 2. **Topology update.** ``TopologyUpdater.update`` for every criterion x growth x scope [all /
@@ -136,19 +136,19 @@ def forward_backward(run: Run) -> None:
     F.cross_entropy(run.model(run.x), run.y).backward()
 
 
-def finish_step(run: Run) -> None:
+def finish_step(run: Run, sparse: bool = True) -> None:
     run.optimizer.step()
-    if run.masks is not None:
+    if sparse and run.masks is not None:
         run.masks.apply_(run.params)
     run.step += 1
 
 
-def train_step(run: Run) -> None:
-    """A dense step, or for a sparse run what ``Trainer._train_step`` does without an update."""
+def train_step(run: Run, sparse: bool = True) -> None:
+    """What ``Trainer._train_step`` does without an update; ``sparse=False``: a plain dense step."""
     forward_backward(run)
-    if run.updater is not None:
+    if sparse and run.updater is not None:
         run.updater.maybe_update(run.step)  # never due: only the schedule check
-    finish_step(run)
+    finish_step(run, sparse)
 
 
 # ---- measurements -----------------------------------------------------------------------------
@@ -164,18 +164,23 @@ def no_gc():
 
 
 def measure_steps(s: Settings) -> tuple[list[float], list[float]]:
-    """Seconds per step of the dense and the sparse blocks, interleaved."""
-    runs = {"dense": make_run(False), "sparse": make_run(True)}
+    """Seconds per step of the dense and the sparse blocks, interleaved.
+
+    Both run on the same model and optimizer, so the difference is only what sparse training adds
+    (the schedule check and ``masks.apply_``), not where two models happen to lie in memory: two
+    separate but identical dense models were seen to differ by 5 % and more on this machine.
+    """
+    run = make_run(True)
     for _ in range(s.warmup):
-        for run in runs.values():
-            train_step(run)
+        train_step(run, sparse=False)
+        train_step(run, sparse=True)
     times: dict[str, list[float]] = {"dense": [], "sparse": []}
     with no_gc():
         for r in range(s.rounds):
             for kind in ("dense", "sparse") if r % 2 == 0 else ("sparse", "dense"):
                 start = time.perf_counter()
                 for _ in range(s.block):
-                    train_step(runs[kind])
+                    train_step(run, sparse=kind == "sparse")
                 times[kind].append((time.perf_counter() - start) / s.block)
     return times["dense"], times["sparse"]
 

@@ -10,7 +10,8 @@ only the columns it needs; appending one trial stays O(1) as the study grows.
 
 1. **Study.** 100,000 trials [``--quick``: 10,000] = seeds x (7 criteria x 11 densities x 2
    growths), every ``TRIALS`` column filled (accuracies from a density/criterion model plus noise,
-   3 % ``failed``), and 100 history epochs each (10 M rows [1 M]), written with pyarrow as a
+   3 % ``failed``, 5 % resumed; a column added to the schema after this script is left null and
+   the report names it), and 100 history epochs each (10 M rows [1 M]), written with pyarrow as a
    compacted study is (``trials/<name>-c.parquet``, ``history/<name>-c.parquet``, the store's
    schema metadata, zstd, row groups of 1 M rows); then 50 one-trial parts through
    ``ParquetStore.append``, a study still running: 40 new trials and 10 re-runs of failed trials of
@@ -19,28 +20,32 @@ only the columns it needs; appending one trial stays O(1) as the study grows.
 2. **Reads**, each with a fresh ``ParquetStore``, one untimed warm-up then ``--repeat`` [5] timed
    runs (median and minimum), warm page cache:
 
-   - ``compare``, CLI data path: what ``dst-study compare STUDY`` runs (``query(store, "trials",
-     None)`` = every column, then ``compare``);
-   - ``compare``, projected: ``store.read("trials", [5 columns])`` then ``compare``;
+   - ``dst-study compare STUDY`` in this process (``study.cli.main``, the table rendered to a
+     buffer): whatever columns the CLI asks for;
+   - ``compare`` on ``store.read("trials", [5 columns])``, and on every column
+     (``query(store, "trials", None)``, for reference);
    - ``query`` on trials: ``criterion == 'snip' and density < 0.2``, 3 columns;
    - ``query`` on history: ``epoch == 100 and test_accuracy > 0.9``, 2 columns.
 
-   The results are checked (cell counts = completed trials; history hits = trials whose final
-   accuracy > 0.9, which holds only if superseded history rows were dropped). The columns a read
-   takes are reported with their compressed size on disk against the whole table's.
-3. **Where the time goes**: the steps of ``ParquetStore.read`` + ``query`` replayed one by one
-   with the store's own helpers (listing, Arrow scan, ``to_pandas``, deduplication, pandas
-   ``query``, ``compare``); the replay's result is checked equal to the real call's, so a change
-   of the store that the replay no longer mirrors is reported.
-4. **Measured alternatives** (not what the code does today; each result checked equal to the real
-   one): the history query with its filter pushed into the Arrow scan (``store.read(...,
-   filter=)``), and a history read that leaves out ``__filename`` for trials written only once.
+   The columns each call reads are recorded (by wrapping ``ParquetStore._scan``) and reported with
+   their compressed size on disk. Results are checked: seeds over all cells = completed trials, the
+   CLI's table = the projected ``compare``'s, history hits = trials whose final accuracy > 0.9
+   (true only if the superseded history rows of re-run trials were dropped).
+3. **Where the time goes**: the steps of ``ParquetStore.read`` + ``query`` (+ ``compare``) replayed
+   one by one with the store's own helpers (listing, Arrow scan, ``to_pandas``, deduplication,
+   pandas ``query``, ``compare``, rendering); each replay's result is checked equal to the real
+   call's, so a change of the store that the replay no longer mirrors is reported.
+4. **Measured alternatives** for the history query (not what the code does today; each result
+   checked equal): its filter pushed into the Arrow scan (``store.read(..., filter=)``, an
+   expression written by hand here), a leaner deduplication (one mask, one filter, ``__filename``
+   dropped first), and both.
 5. **Appending one trial** (1 trial row + 100 history rows, one ``ParquetStore.append``), each
-   append timed, on an empty study and on copies (hard links) of the study with 50 and 500 parts.
-   O(1) passes when the median at 500 parts is within 1.5 x the median on the empty study.
-   Reads at 500 parts are timed too, for information (they grow with the part count: compaction).
+   append timed: an empty study and two copies (hard links) of the study, one filled up to 500
+   parts first, appended to in turn [30 / 15 rounds, the order rotating]. O(1) passes when the
+   median at 500 parts is within 1.5 x the empty study's. Reads at 500+ parts are timed too, for
+   information (they list and open every part: what ``dst-study compact`` is for).
 6. ``dst-study compare STUDY`` as a new process [3 runs / 1], and the imports it pays for.
-7. Peak RSS: of a fresh process running each read once (``getrusage`` in a child), and of this one.
+7. Peak RSS (``VmHWM``) of a fresh process running each read once, and this one's (``getrusage``).
 
 Other processes slow every figure: the report gives the cores they used during the measurements
 (``/proc/stat`` minus this process and its children) and flags more than 0.1.
@@ -370,27 +375,29 @@ def op_history_pushdown(root: str):
     return frame.query(HISTORY_WHERE)[HISTORY_COLUMNS].reset_index(drop=True)
 
 
-def lean_history(store: ParquetStore, columns: list[str], flt: ds.Expression | None) -> pd.DataFrame:
-    """Alternative read of history: decide from the (small) trials table which trials were written
-    more than once; only their rows are scanned with ``__filename``, the rest without it."""
-    ids = store._scan("trials", ["trial_id"], None).to_pandas()
-    repeated = ids["trial_id"].duplicated(keep=False)
-    scan_cols = list(dict.fromkeys(["trial_id", *columns]))
-    dataset = _dataset(store.files("history"), store.fs, TABLES["history"])
-    both = lambda e: e if flt is None else e & flt  # noqa: E731
+def lean_newest_rows(store: ParquetStore, data: pa.Table) -> pa.Table:
+    """Alternative to ``ParquetStore._newest_rows``: one keep-mask and one filter, after dropping
+    ``__filename`` (today: two filters + a concat of every row, ``__filename`` included, and
+    ``__filename`` goes on through ``to_pandas``). Rows keep their scan order."""
+    parts = store._scan("trials", ["trial_id"], None).to_pandas()
+    repeated = parts["trial_id"].duplicated(keep=False)
     if not repeated.any():
-        data = dataset.to_table(columns=scan_cols, filter=flt)
-    else:
-        winner = ids[repeated].drop_duplicates("trial_id", keep="last").set_index("trial_id")["__filename"]
-        winner = winner.str.rsplit("/", n=1).str[-1]
-        in_question = pc.field("trial_id").isin(pa.array(winner.index.to_numpy(dtype=str)))
-        rest = dataset.to_table(columns=scan_cols, filter=both(~in_question))
-        some = dataset.to_table(columns=scan_cols + ["__filename"], filter=both(in_question))
-        rows = some.select(["trial_id", "__filename"]).to_pandas()
-        keep = (rows["__filename"].str.rsplit("/", n=1).str[-1].to_numpy()
-                == rows["trial_id"].map(winner).to_numpy())
-        data = pa.concat_tables([rest, some.filter(pa.array(keep, pa.bool_())).drop_columns(["__filename"])])
-    return data.to_pandas(types_mapper=_pandas_type)[columns]
+        return data.drop_columns(["__filename"])
+    winner = parts[repeated].drop_duplicates("trial_id", keep="last").set_index("trial_id")["__filename"]
+    winner = winner.str.rsplit("/", n=1).str[-1]
+    in_question = pc.is_in(data["trial_id"], pa.array(winner.index.to_numpy(dtype=str)))
+    index = np.flatnonzero(in_question.to_numpy(zero_copy_only=False))
+    rows = data.select(["trial_id", "__filename"]).take(pa.array(index)).to_pandas()
+    won = rows["__filename"].str.rsplit("/", n=1).str[-1].to_numpy() == rows["trial_id"].map(winner).to_numpy()
+    keep = np.ones(data.num_rows, bool)
+    keep[index[~won]] = False
+    return data.drop_columns(["__filename"]).filter(pa.array(keep))
+
+
+def lean_history(store: ParquetStore, columns: list[str], flt: ds.Expression | None) -> pd.DataFrame:
+    """``store.read("history", columns, flt)`` with ``lean_newest_rows``."""
+    data = store._scan("history", list(dict.fromkeys(["trial_id", *columns])), flt)
+    return lean_newest_rows(store, data).to_pandas(types_mapper=_pandas_type)[columns].reset_index(drop=True)
 
 
 def op_history_lean(root: str):
@@ -680,10 +687,9 @@ LABELS = {
     "query_history": f"`query` history `{HISTORY_WHERE}`, {len(HISTORY_COLUMNS)} columns",
     "history_pushdown": f"history query, filter pushed into the scan: `store.read(\"history\", cols, "
                         f"filter={HISTORY_FILTER})`, then the pandas `query`",
-    "history_lean": "history query, no `__filename` for trials written once (repeated ids found in the trials "
-                    "table first)",
-    "history_lean_pushdown": "history query, both: no `__filename` for trials written once + filter pushed "
-                             "into the scan",
+    "history_lean": "history query, deduplication with one mask and one filter, `__filename` dropped before "
+                    "(not through `to_pandas`)",
+    "history_lean_pushdown": "history query, both: that deduplication + the filter pushed into the scan",
 }
 TARGETS = {"compare_cli": TARGET_COMPARE_S, "compare_projected": TARGET_COMPARE_S,
            "compare_all_columns": TARGET_COMPARE_S, "query_trials": TARGET_QUERY_S, "query_history": TARGET_QUERY_S}

@@ -56,7 +56,7 @@ def top_indices(values: Tensor, k: int, *, largest: bool = True) -> Tensor:
     """Flat indices of the ``k`` largest (or smallest) entries of ``values``: THE top-k.
 
     Exact and deterministic: ties at the threshold go to the lower index, NaN counts as the worst
-    score. When ``k`` is a small part of a large tensor, a threshold read from a strided sample
+    score. When ``k`` is a small part of a large tensor, a threshold read from a random sample
     first cuts the pool down to about ``1.2 k`` entries; the exact selection then runs on that
     pool, so the result is the same as without the shortcut, only cheaper.
     """
@@ -72,28 +72,40 @@ def top_indices(values: Tensor, k: int, *, largest: bool = True) -> Tensor:
 def _top(vals: Tensor, k: int) -> Tensor:
     """:func:`top_indices` of the largest entries of a 1-D tensor, ``0 < k <= n``."""
     n = vals.numel()
-    pool = _threshold_pool(vals, k) if n > _SAMPLE_MIN and 4 * k < n else None
-    if pool is None:
-        return _exact_top(vals, k)
-    return pool[_exact_top(vals[pool], k)]  # NaN never passes the threshold test
+    threshold = _sampled_threshold(vals, k) if n > _SAMPLE_MIN and 4 * k < n else None
+    if threshold is not None:  # NaN never passes these comparisons
+        above = vals > threshold
+        n_above = int(above.count_nonzero())
+        if n_above >= k:  # the k largest are all above: select among them only
+            pool = above.nonzero().squeeze(1)
+            return pool[_exact_top(vals[pool], k)]
+        tie = vals == threshold
+        if n_above + int(tie.count_nonzero()) >= k:  # the threshold is the k-th largest value itself
+            # (many equal scores, e.g. zero gradients of dead units): lowest-index ties, no kthvalue
+            return torch.cat([above.nonzero().squeeze(1), tie.nonzero().squeeze(1)[:k - n_above]])
+    return _exact_top(vals, k)  # the sample overshot: select over everything
 
 
 _SAMPLE_MIN = 1 << 16  # below this size a direct kthvalue is as fast as sampling
 _SAMPLE_SIZE = 1 << 14
 
 
-def _threshold_pool(vals: Tensor, k: int) -> Tensor | None:
-    """Indices of the entries >= a threshold estimated to let ~1.2 k through; None if < k would."""
+def _sampled_threshold(vals: Tensor, k: int) -> Tensor | None:
+    """A value that about ``1.2 k`` entries exceed, read from a random sample (None: -inf).
+
+    The sample positions are random, not strided: a stride that divides the row length would see
+    only a few columns of a weight matrix, whose gradients differ in scale column by column. They
+    come from a fixed seed, so the work done is repeatable (the result is exact either way).
+    """
     n = vals.numel()
-    sample = vals[:: max(1, n // _SAMPLE_SIZE)]
+    positions = torch.randint(n, (_SAMPLE_SIZE,), device=vals.device,
+                              generator=torch.Generator(device=vals.device).manual_seed(0))
+    sample = vals[positions]
     m = sample.numel()
     expected = k * m / n
     rank = min(m, math.ceil(1.2 * expected + 4 * math.sqrt(expected) + 8))
     threshold = torch.kthvalue(sample, m - rank + 1).values
-    if threshold == -math.inf:
-        return None
-    pool = (vals >= threshold).nonzero().squeeze(1)
-    return pool if pool.numel() >= k else None  # an unlucky sample: fall back to the exact path
+    return None if threshold == -math.inf else threshold
 
 
 def _exact_top(vals: Tensor, k: int) -> Tensor:

@@ -93,6 +93,7 @@ def _reference_top(values, k, largest=True):
 @pytest.mark.parametrize("n,k,kind", [
     (200_000, 1_000, "normal"), (200_000, 40_000, "normal"), (300_000, 5_000, "ties"),
     (300_000, 7_000, "sorted"), (300_000, 7_000, "reversed"), (100_000, 60_000, "normal"), (70_000, 3, "ties"),
+    (300_000, 5_000, "mostly_zero"),  # k beyond the non-zeros: the k-th largest is a tie of 290k zeros
 ])
 @pytest.mark.parametrize("largest", [True, False])
 def test_top_indices_fast_path_equals_full_sort(n, k, kind, largest):
@@ -102,6 +103,8 @@ def test_top_indices_fast_path_equals_full_sort(n, k, kind, largest):
         "ties": lambda: torch.randint(0, 50, (n,), generator=g).float(),  # thousands of ties per value
         "sorted": lambda: torch.arange(n).float(),  # a strided sample sees a biased picture
         "reversed": lambda: torch.arange(n, 0, -1).float(),
+        "mostly_zero": lambda: torch.zeros(n).index_fill_(0, torch.randperm(n, generator=g)[:1000], 1.0)
+        * torch.rand(n, generator=g),
     }[kind]()
     got = top_indices(values, k, largest=largest)
     assert got.numel() == k and got.unique().numel() == k
