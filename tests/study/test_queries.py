@@ -59,3 +59,20 @@ def test_open_study_by_name_and_unknown(tmp_path, monkeypatch):
     assert open_study("quick").path == str(tmp_path / "quick")
     with pytest.raises(StoreError, match="unknown study 'quik'.*studies there: quick"):
         open_study("quik")
+
+
+@pytest.mark.parametrize("where", [
+    "epoch == 3 and test_accuracy > 0.5", "epoch >= 2 or test_accuracy < 0.53", "epoch in [1, 3]",
+    "2 <= epoch and not (test_accuracy > 0.55)", "epoch != 2", "epoch == 3 and trial_id != 'x'",
+])
+def test_history_filter_pushdown_gives_the_pandas_answer(tmp_path, where):
+    from study.queries import _arrow_filter
+    import ast
+    store = ParquetStore(str(tmp_path))
+    for d in (0.05, 0.1, 0.2):
+        _trial(store, density=d, epochs=3)
+    _trial(store, density=0.1, epochs=3, acc0=0.9)  # supersedes one trial: its old rows must stay out
+    full = store.read("history").query(where).sort_values(["trial_id", "epoch"]).reset_index(drop=True)
+    got = query(store, "history", where).sort_values(["trial_id", "epoch"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(got, full)
+    assert _arrow_filter(ast.parse("epoch != 2", mode="eval").body) is None  # left to pandas (NaN rows)
