@@ -73,14 +73,20 @@ def trainable(config: dict[str, Any], resume_from: dict[str, str] | None = None)
             shutil.copy(resume_from[trial_id(cfg)], work / ckpt.FILENAME)
         trainer = Trainer(cfg, checkpoint_dir=work)
         started = time.perf_counter()
+
+        def report(metrics: dict[str, Any]) -> None:
+            out = _jsonable(metrics)
+            out.update(trial_id=trial_id(cfg), device_used=str(trainer.device),
+                       resumed_from=trainer.resumed_from or 0, attempt_seconds=time.perf_counter() - started)
+            if trainer.done:  # the last report carries the whole history
+                out["history"] = [_jsonable(m) for m in trainer.history]
+            tune.report(out, checkpoint=tune.Checkpoint.from_directory(str(work)))
+
+        if trainer.done:  # the checkpoint was final: the driver died before storing the result
+            report(trainer.history[-1])
         for metrics in trainer.epochs():
             _maybe_fail(cfg, metrics["epoch"])
-            report = _jsonable(metrics)
-            report.update(trial_id=trial_id(cfg), device_used=str(trainer.device),
-                          resumed_from=trainer.resumed_from or 0, attempt_seconds=time.perf_counter() - started)
-            if trainer.done:  # the last report carries the whole history
-                report["history"] = [_jsonable(m) for m in trainer.history]
-            tune.report(report, checkpoint=tune.Checkpoint.from_directory(str(work)))
+            report(metrics)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -115,3 +115,19 @@ def test_fractional_gpus_pack_four_trials(tmp_path, fault_file):
         running += delta
         peak = max(peak, running)
     assert peak == 4
+
+
+def test_trial_whose_final_checkpoint_outlived_its_driver_is_stored(tmp_path, fault_file):
+    # a driver died after the trial's last epoch was checkpointed but before its row was written
+    from study.trial_id import trial_id
+    spec = _spec(tmp_path, {"density": [0.2]})
+    cfg = spec.trials()[0]
+    left = tmp_path / "s" / "tune" / "wave-0" / trial_id(cfg) / "checkpoint_000002"
+    uninterrupted = list(Trainer(cfg, checkpoint_dir=left).epochs())
+    p = plan(spec)
+    assert list(p.resume_from) == [trial_id(cfg)]
+    run(p, log=lambda line: None)
+    row = ParquetStore(spec.study_dir).read("trials").iloc[0]
+    assert row["status"] == "completed" and row["resumed_from"] == 3 and row["epochs_done"] == 3
+    assert row["final_test_accuracy"] == uninterrupted[-1]["test_accuracy"]
+    assert len(ParquetStore(spec.study_dir).read("history")) == 3
