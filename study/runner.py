@@ -22,9 +22,10 @@ from .spec import SpecError, StudySpec, parse
 from .store import ParquetStore
 from .trial_id import trial_id
 
-__all__ = ["Plan", "SPEC_FILE", "WAVE_SIZE", "load_study_spec", "plan", "run"]
+__all__ = ["COMPACT_ABOVE", "Plan", "SPEC_FILE", "WAVE_SIZE", "load_study_spec", "plan", "run"]
 
 WAVE_SIZE = 2000  # trials per Tune experiment (Tune's driver state grows with trial count)
+COMPACT_ABOVE = 200  # part files; reads slow down with their number (docs/benchmarks.md)
 SPEC_FILE = "spec.yaml"  # the spec a study was last run with, kept in the study folder for resume
 
 
@@ -87,7 +88,8 @@ def load_study_spec(study_dir: str) -> StudySpec:
 
 def run(p: Plan, *, address: str | None = None, max_concurrent: int | None = None, num_cpus: float | None = None,
         num_gpus: float | None = None, verbose: bool = False, log: Callable[[str], None] = print) -> None:
-    """Run the missing trials of a plan in waves; every outcome lands in the store."""
+    """Run the missing trials of a plan in waves; every outcome lands in the store, which is
+    compacted afterwards once it holds more than ``COMPACT_ABOVE`` parts."""
     save_spec(p.spec)
     if not p.missing:
         return
@@ -104,3 +106,5 @@ def run(p: Plan, *, address: str | None = None, max_concurrent: int | None = Non
     finally:
         if started:
             ray_tune.stop_ray()
+    if len(p.store.files("trials")) > COMPACT_ABOVE:
+        p.store.compact()
