@@ -44,7 +44,7 @@ def _raw_trials(study_dir):
     return pd.concat([pq.read_table(f).to_pandas() for f in ParquetStore(study_dir).files("trials")])
 
 
-def test_grid_runs_once_then_only_what_is_missing(tmp_path, fault_file):
+def test_grid_runs_once_then_only_what_is_missing(tmp_path, fault_file, monkeypatch):
     spec = _spec(tmp_path, {"criterion": ["magnitude", "snip"], "density": [0.1, 0.3]})
     run(plan(spec), log=lambda line: None)
     trials = ParquetStore(spec.study_dir).read("trials")
@@ -56,9 +56,11 @@ def test_grid_runs_once_then_only_what_is_missing(tmp_path, fault_file):
     extended = _spec(tmp_path, {"criterion": ["magnitude", "snip"], "density": [0.1, 0.3, 0.5]})
     p = plan(extended)
     assert sorted(c.density for c in p.missing) == [0.5, 0.5] and len(p.done) == 4
+    monkeypatch.setattr("study.runner.COMPACT_ABOVE", 5)  # 6 parts after this run: compacted
     run(p, log=lambda line: None)
     raw = _raw_trials(spec.study_dir)
     assert len(raw) == 6 and raw["trial_id"].is_unique  # nothing duplicated, nothing re-run
+    assert len(ParquetStore(spec.study_dir).files("trials")) == 1
 
 
 def test_retry_resumes_from_checkpoint_and_failures_are_recorded(tmp_path, fault_file):
