@@ -204,8 +204,6 @@ def _train(args: argparse.Namespace) -> int:
 def _validate(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec)
     n = len(spec.trials()) if spec.grid else spec.search.n_trials
-    if spec.search is not None:
-        print(f"{args.spec}: note: searches validate but do not run yet (only grids run)")
     print(f"{args.spec}: valid: study {spec.name!r} with {n} trials, results in {spec.study_dir}")
     return 0
 
@@ -213,8 +211,12 @@ def _validate(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec) if args.command == "run" else load_study_spec(open_study(args.study).root)
     p = plan(spec, retry_failed=args.retry_failed)
-    print(f"study {spec.name!r}: {len(p.trials)} trials, {len(p.done)} done, {len(p.missing)} to run "
-          f"({len(p.resume_from)} from checkpoints) -> {spec.study_dir}")
+    if spec.search is not None:
+        print(f"study {spec.name!r}: Optuna search of {spec.search.n_trials} trials, {len(p.done)} done, "
+              f"{max(spec.search.n_trials - len(p.done), 0)} to run -> {spec.study_dir}")
+    else:
+        print(f"study {spec.name!r}: {len(p.trials)} trials, {len(p.done)} done, {len(p.missing)} to run "
+              f"({len(p.resume_from)} from checkpoints) -> {spec.study_dir}")
     if args.dry_run:
         for c in p.missing:
             where = " (resumes from checkpoint)" if trial_id(c) in p.resume_from else ""

@@ -40,13 +40,15 @@ class Plan:
 
 
 def plan(spec: StudySpec, retry_failed: bool = False) -> Plan:
-    if spec.search is not None:
-        raise SpecError(f"study {spec.name!r}: search: Optuna searches validate but do not run yet; "
-                        "use a grid for now")
     store = ParquetStore(spec.study_dir)
-    trials = spec.trials()
     recorded = store.read("trials", ["trial_id", "status"]) if store.exists() else None
     status = {} if recorded is None else dict(zip(recorded["trial_id"], recorded["status"]))
+    if spec.search is not None:  # the trials are sampled as the search goes: count them
+        if "://" in spec.study_dir:
+            raise SpecError(f"study {spec.name!r}: search: keeps its Optuna study in SQLite, so storage must "
+                            f"be a directory, not {spec.storage!r}")
+        return Plan(spec, store, [], status, [], {})
+    trials = spec.trials()
     finished = {"completed"} if retry_failed else {"completed", "failed"}
     done = {trial_id(c): status[trial_id(c)] for c in trials if status.get(trial_id(c)) in finished}
     missing = [c for c in trials if trial_id(c) not in done]
@@ -91,13 +93,20 @@ def run(p: Plan, *, address: str | None = None, max_concurrent: int | None = Non
     """Run the missing trials of a plan in waves; every outcome lands in the store, which is
     compacted afterwards once it holds more than ``COMPACT_ABOVE`` parts."""
     save_spec(p.spec)
-    if not p.missing:
+    to_search = p.spec.search.n_trials - len(p.done) if p.spec.search is not None else 0
+    if not p.missing and to_search <= 0:
         return
     from .runners import ray_tune  # Ray loads only when something runs
     started = ray_tune.start_ray(address, num_cpus, num_gpus, verbose)
     try:
         # Tune takes URIs as they are; local folders must be absolute
         tune_dir = f"{p.spec.study_dir}/tune" if "://" in p.spec.study_dir else f"{p.store.path}/tune"
+        if to_search > 0:
+            ray_tune.run_search(
+                p.spec.search, p.spec.base, p.store, n_trials=to_search, tune_dir=tune_dir,
+                wave=f"search-{time.time_ns()}", optuna_db=f"{p.store.path}/optuna.db", study_name=p.spec.name, done=len(p.done),
+                cpu=p.spec.resources.cpu, gpu=p.spec.resources.gpu, retries=p.spec.retries,
+                max_concurrent=max_concurrent or p.spec.max_concurrent, log=log)
         for start in range(0, len(p.missing), WAVE_SIZE):
             ray_tune.run_wave(
                 p.missing[start:start + WAVE_SIZE], p.store, tune_dir=tune_dir, wave=f"wave-{time.time_ns()}",

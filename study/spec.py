@@ -6,7 +6,11 @@
     grid: {criterion: [magnitude, snip], density: [0.05, 0.2], seed: [0, 1]}   # axes to cross
     resources: {cpu: 1, gpu: 0.25}  # per trial; fractions pack trials on one GPU
     retries: 2                      # attempts after the first, each from the last checkpoint
-    search: {...}                   # optional: an Optuna search instead of the grid (see SearchSpec)
+    search:                         # instead of grid: an Optuna search, resumable (see SearchSpec)
+      space: {density: {loguniform: [0.02, 0.5]}, criterion: {choice: [magnitude, snip]}}
+      metric: final_test_accuracy
+      mode: max
+      n_trials: 20
 
 :func:`load` collects every problem of a spec (unknown keys with a did-you-mean, invalid values
 with the valid choices, missing data folders, an empty grid) and raises one :class:`SpecError`
@@ -28,6 +32,7 @@ from dst_core.data import check_dataset
 from dst_core.errors import ConfigError, DstError
 from dst_core.registry import did_you_mean
 
+from .store.schema import METRICS
 from .trial_id import trial_id
 
 __all__ = ["SearchSpec", "SpecError", "StudySpec", "load", "parse"]
@@ -118,6 +123,10 @@ def _config_problems(spec: StudySpec, data: bool = True) -> list[str]:
                 except ConfigError as e:
                     problems.append(f"grid.{key}[{i}]: {e}")
     if spec.search is not None:
+        metrics = sorted(f"final_{m}" for m in METRICS if m not in ("epoch", "step"))
+        if spec.search.metric not in metrics:
+            problems.append(f"search.metric: got {spec.search.metric!r}{did_you_mean(spec.search.metric, metrics)} "
+                            f"(choices: {', '.join(metrics)})")
         for key in spec.search.space:
             if key not in CONFIG_FIELDS:
                 problems.append(f"search.space.{key}: unknown config key {key!r}"

@@ -28,7 +28,7 @@ from ..store import ParquetStore
 from ..trial import history_rows, jaccard_rows, trial_row, utc_now
 from ..trial_id import trial_id
 
-__all__ = ["FAULT_ENV", "StoreWriter", "run_wave", "start_ray", "stop_ray", "trainable"]
+__all__ = ["FAULT_ENV", "StoreWriter", "run_search", "run_wave", "start_ray", "stop_ray", "trainable"]
 
 # Test aid: the path of a JSON file {"epoch": E, "times": N (-1: always), "dir": D, "match": {...}}
 # that makes matching trials raise after epoch E, N times each (markers in D count the attempts).
@@ -165,6 +165,39 @@ def run_wave(configs: list[TrainConfig], store: ParquetStore, *, tune_dir: str, 
             failure_config=tune.FailureConfig(max_failures=retries),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             callbacks=[StoreWriter(store, len(configs), log)]),
+    )
+    tuner.fit()
+
+
+_DOMAINS = {"uniform": tune.uniform, "loguniform": tune.loguniform, "int": lambda lo, hi: tune.randint(lo, hi + 1),
+            "choice": lambda *values: tune.choice(list(values))}
+
+
+def run_search(search, base: dict[str, Any], store: ParquetStore, *, n_trials: int, tune_dir: str, wave: str,
+               optuna_db: str, study_name: str, done: int, cpu: float, gpu: float, retries: int,
+               max_concurrent: int | None, log: Callable[[str], None] = print) -> None:
+    """``n_trials`` more trials of an Optuna search (``search`` is a SearchSpec).
+
+    The Optuna study lives in ``optuna_db`` (SQLite) under ``study_name``, so a resumed search
+    continues it, sampling with everything learnt so far. The sampler's seed moves on by the
+    ``done`` trials: re-seeded as before, it would draw the configs it drew before.
+    """
+    import optuna
+    from ray.tune.search.optuna import OptunaSearch
+
+    space = {name: _DOMAINS[kind](*args) for name, domain in search.space.items() for kind, args in domain.items()}
+    searcher = OptunaSearch(metric=search.metric.removeprefix("final_"), mode=search.mode, seed=search.seed + done,
+                            study_name=study_name, storage=optuna.storages.RDBStorage(f"sqlite:///{optuna_db}"))
+    tuner = tune.Tuner(
+        tune.with_resources(trainable, {"cpu": cpu, "gpu": gpu}),
+        param_space={"trial": {**base, **space}},
+        tune_config=tune.TuneConfig(search_alg=searcher, num_samples=n_trials,
+                                    max_concurrent_trials=max_concurrent, trial_dirname_creator=_dirname),
+        run_config=tune.RunConfig(
+            name=wave, storage_path=tune_dir, verbose=0,
+            failure_config=tune.FailureConfig(max_failures=retries),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            callbacks=[StoreWriter(store, n_trials, log)]),
     )
     tuner.fit()
 

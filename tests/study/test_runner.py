@@ -133,3 +133,20 @@ def test_trial_whose_final_checkpoint_outlived_its_driver_is_stored(tmp_path, fa
     assert row["status"] == "completed" and row["resumed_from"] == 3 and row["epochs_done"] == 3
     assert row["final_test_accuracy"] == uninterrupted[-1]["test_accuracy"]
     assert len(ParquetStore(spec.study_dir).read("history")) == 3
+
+
+def test_optuna_search_writes_n_rows_and_a_resumed_search_continues(tmp_path, fault_file):
+    import optuna
+    search = {"metric": "final_test_accuracy", "mode": "max", "seed": 3,
+              "space": {"density": {"loguniform": [0.05, 0.5]}, "criterion": {"choice": ["magnitude", "snip"]}}}
+    base = {"name": "o", "storage": str(tmp_path), "base": {**BASE, "epochs": 2}}
+    run(plan(parse({**base, "search": {**search, "n_trials": 2}})), log=lambda line: None)
+    assert len(ParquetStore(str(tmp_path / "o")).read("trials")) == 2
+    bigger = parse({**base, "search": {**search, "n_trials": 4}})  # e.g. rerun after a kill, or extended
+    assert len(plan(bigger).done) == 2
+    run(plan(bigger), log=lambda line: None)
+    trials = ParquetStore(str(tmp_path / "o")).read("trials")
+    assert len(trials) == 4 and set(trials["status"]) == {"completed"}  # N, not N + done
+    assert trials["density"].between(0.05, 0.5).all() and set(trials["criterion"]) <= {"magnitude", "snip"}
+    study = optuna.load_study(study_name="o", storage=f"sqlite:///{tmp_path / 'o' / 'optuna.db'}")
+    assert len(study.trials) == 4  # one Optuna study, continued

@@ -74,9 +74,15 @@ def test_examples_are_valid():
         assert spec.trials() or spec.search
 
 
-def test_search_spec_validates_but_plan_refuses_clearly():
-    from study.runner import plan
+def test_search_spec_validates():
     spec = parse({"name": "s", "base": {"epochs": 1}, "search": {
         "n_trials": 4, "space": {"density": {"loguniform": [0.02, 0.5]}, "criterion": {"choice": ["snip", "set"]}}}})
-    with pytest.raises(SpecError, match="searches validate but do not run yet"):
-        plan(spec)
+    assert spec.search.n_trials == 4 and spec.search.metric == "final_test_accuracy"
+    with pytest.raises(SpecError, match="search.space.densty: unknown config key 'densty'"):
+        parse({"name": "s", "search": {"n_trials": 2, "space": {"densty": {"uniform": [0.1, 0.2]}}}})
+
+
+def test_search_metric_must_be_a_final_metric():
+    with pytest.raises(SpecError, match="search.metric: got 'final_test_acc'; did you mean 'final_test_accuracy'"):
+        parse({"name": "s", "search": {"n_trials": 2, "metric": "final_test_acc",
+                                       "space": {"density": {"uniform": [0.1, 0.2]}}}})
