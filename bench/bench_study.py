@@ -1,0 +1,97 @@
+"""Platform overhead of a study: a grid of 40 trials of about 3 s each on 2 CPUs through Ray Tune.
+
+Usage::
+
+    python bench/bench_study.py [--trials 40] [--epochs 25] [--out docs/benchmarks.md]
+
+Measured: the study's wall time from ``run()`` to its return (Ray start and stop included), the
+ideal wall time (the trials' own seconds, as each measured them inside its worker, summed and
+divided by the 2 CPUs), their ratio (target <= 1.15), the overhead per trial, and the time from
+``run()`` to the first trial's start. Each trial trains the MNIST-1D MLP on one thread (Ray gives a
+1-CPU trial ``OMP_NUM_THREADS=1``), with enough epochs for about 3 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import platform
+import shlex
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+import ray  # noqa: E402
+
+from study.runner import plan, run  # noqa: E402
+from study.spec import parse  # noqa: E402
+from study.store import ParquetStore  # noqa: E402
+
+MARK = "bench_study"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=40)
+    parser.add_argument("--epochs", type=int, default=25, help="epochs per trial (about 3 s at 25)")
+    parser.add_argument("--out", help="Markdown file whose bench_study section to write")
+    args = parser.parse_args()
+    root = tempfile.mkdtemp(prefix="bench-study-")
+    spec = parse({"name": "overhead", "storage": root,
+                  "base": {"epochs": args.epochs, "lr": 0.1, "update_period": 50, "device": "cpu"},
+                  "grid": {"seed": list(range(args.trials))}, "resources": {"cpu": 1}})
+    clock = time.perf_counter()
+    start = datetime.now(timezone.utc)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
+             logging_level=logging.ERROR)
+    try:
+        run(plan(spec), log=lambda line: None)
+    finally:
+        ray.shutdown()
+    wall = time.perf_counter() - clock
+    trials = ParquetStore(spec.study_dir).read("trials")
+    assert len(trials) == args.trials and set(trials["status"]) == {"completed"}
+    busy = float(trials["wall_seconds"].sum())
+    ideal = busy / 2
+    first = (trials["started_at"].min() - start).total_seconds()
+    lines = [
+        f"<!-- {MARK}:start -->",
+        "## Study overhead (bench/bench_study.py)",
+        "",
+        f"Command: `python bench/bench_study.py {shlex.join(sys.argv[1:])}`",
+        "",
+        f"- date: {start:%Y-%m-%d %H:%M} UTC; {os.cpu_count()} cores ({platform.processor() or platform.machine()}); "
+        f"Ray {ray.__version__}; a private local Ray with 2 CPUs, 1 CPU per trial, `reuse_actors=True`",
+        f"- {args.trials} trials of the MNIST-1D MLP, {args.epochs} epochs each: "
+        f"{busy / args.trials:.2f} s per trial on average (measured inside each trial)",
+        "",
+        "| figure | value | target |",
+        "|---|---|---|",
+        f"| study wall time (Ray start and stop included) | {wall:.1f} s | |",
+        f"| ideal: trial seconds / 2 CPUs | {ideal:.1f} s | |",
+        f"| ratio | **{wall / ideal:.3f}** | <= 1.15: **{'PASS' if wall / ideal <= 1.15 else 'FAIL'}** |",
+        f"| overhead per trial: (2 x wall - trial seconds) / trials | {(2 * wall - busy) / args.trials:.2f} s | |",
+        f"| time from `run()` to the first trial's start | {first:.1f} s | |",
+        f"<!-- {MARK}:end -->",
+    ]
+    text = "\n".join(lines)
+    print(text)
+    if args.out:
+        path = Path(args.out)
+        old = path.read_text() if path.exists() else "# Benchmarks\n"
+        begin, end = f"<!-- {MARK}:start -->", f"<!-- {MARK}:end -->"
+        if begin in old:
+            old = old[:old.index(begin)] + text + old[old.index(end) + len(end):]
+        else:
+            old = old.rstrip() + "\n\n" + text + "\n"
+        path.write_text(old)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
