@@ -41,8 +41,6 @@ import contextlib
 import gc
 import os
 import platform
-import re
-import resource
 import shlex
 import statistics
 import sys
@@ -50,6 +48,8 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+
+from report import cpu_clock, cpu_model, other_cores, table, verdict, write_section
 
 import torch
 import torch.nn.functional as F
@@ -71,7 +71,6 @@ TARGET_STEP_RATIO, TARGET_UPDATE_STEPS, TARGET_MASK_BYTES = 1.05, 2.0, 1.0
 QUICK_GLOBAL = ("magnitude", "random")  # criteria whose global scope --quick measures
 BREAKDOWN_CASES = (("magnitude", "gradient"), ("random", "random"))
 BUSY_CORES = 0.1  # other processes' average CPU use (cores) above which a run is flagged
-MARK_START, MARK_END = "<!-- bench_dst_step:start -->", "<!-- bench_dst_step:end -->"
 
 
 @dataclass(frozen=True)
@@ -266,48 +265,20 @@ def measure_breakdown(run: Run, criterion: str, growth: str, s: Settings) -> dic
     return {label: statistics.median(v[s.update_warmup:]) for label, v in samples.items()}
 
 
-def cpu_clock() -> tuple[float, float, float] | None:
-    """(wall seconds, CPU seconds all processes used, CPU seconds this process used)."""
-    try:
-        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    except (OSError, ValueError):
-        return None
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    busy = (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # all but idle, iowait
-    return time.perf_counter(), busy, usage.ru_utime + usage.ru_stime
 
 
-def other_cores(start, end) -> float | None:
-    """Cores that other processes kept busy on average between two ``cpu_clock`` readings."""
-    if start is None or end is None or end[0] <= start[0]:
-        return None
-    wall, busy, own = (e - s for e, s in zip(end, start))
-    return max(0.0, busy - own) / wall
 
 
 # ---- report -----------------------------------------------------------------------------------
 
-def cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
 
 
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "FAIL"
 
 
 def ms(seconds: float) -> str:
     return f"{seconds * 1e3:.2f}"
 
 
-def table(header: list[str], rows: list[list[str]]) -> list[str]:
-    """A Markdown table (also readable as plain text)."""
-    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
-    fmt = lambda cells: "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
-    return [fmt(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(fmt, rows)]
 
 
 def report(header: list[str], busy: float | None, s: Settings, dense: list[float], sparse: list[float],
@@ -361,17 +332,6 @@ def report(header: list[str], busy: float | None, s: Settings, dense: list[float
     return "\n".join(lines) + "\n"
 
 
-def write_section(path: Path, body: str) -> None:
-    """Replace the marked section of ``path``, or append it / create the file."""
-    section = f"{MARK_START}\n## DST step cost (bench/bench_dst_step.py)\n\n{body}{MARK_END}\n"
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(re.escape(MARK_START) + r".*?" + re.escape(MARK_END) + r"\n?", re.S)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section, text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -417,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(body)
     if args.out:
-        write_section(args.out, body)
+        write_section(args.out, "bench_dst_step", "DST step cost (bench/bench_dst_step.py)", body)
         print(f"wrote {args.out}")
     return 0
 

@@ -61,7 +61,6 @@ import json
 import multiprocessing
 import os
 import platform
-import re
 import resource
 import shlex
 import shutil
@@ -74,6 +73,8 @@ import uuid
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+
+from report import cpu_clock, cpu_model, other_cores, table, verdict, write_section
 
 import numpy as np
 import pandas as pd
@@ -90,7 +91,6 @@ from study.store.schema import HISTORY, SCHEMA_VERSION, TRIALS
 
 TARGET_COMPARE_S, TARGET_QUERY_S, TARGET_APPEND_GROWTH = 1.0, 2.0, 1.5
 BUSY_CORES = 0.1
-MARK_START, MARK_END = "<!-- bench_store:start -->", "<!-- bench_store:end -->"
 COMPARE_COLUMNS = ["trial_id", "status", "criterion", "density", "final_test_accuracy"]
 TRIALS_WHERE, TRIALS_COLUMNS = "criterion == 'snip' and density < 0.2", ["trial_id", "density", "final_test_accuracy"]
 HISTORY_WHERE, HISTORY_COLUMNS = "epoch == 100 and test_accuracy > 0.9", ["trial_id", "test_accuracy"]
@@ -613,62 +613,22 @@ def peak_rss(name: str, root: str) -> tuple[float, float]:
     return _result(child, queue, f"measuring the memory of {name}")
 
 
-def cpu_clock() -> tuple[float, float, float] | None:
-    """(wall seconds, CPU seconds all processes used, CPU seconds this process and its children used)."""
-    try:
-        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    except (OSError, ValueError):
-        return None
-    own = sum(u.ru_utime + u.ru_stime for u in (resource.getrusage(resource.RUSAGE_SELF),
-                                                 resource.getrusage(resource.RUSAGE_CHILDREN)))
-    busy = (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # all but idle, iowait
-    return time.perf_counter(), busy, own
 
 
-def other_cores(start, end) -> float | None:
-    """Cores other processes kept busy on average between two ``cpu_clock`` readings."""
-    if start is None or end is None or end[0] <= start[0]:
-        return None
-    wall, busy, own = (e - s for e, s in zip(end, start))
-    return max(0.0, busy - own) / wall
 
 
-def cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
 
 
 # ---- report ---------------------------------------------------------------------------------
 
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "FAIL"
 
 
-def table(header: list[str], rows: list[list[str]]) -> list[str]:
-    """A Markdown table (also readable as plain text)."""
-    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
-    fmt = lambda cells: "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
-    return [fmt(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(fmt, rows)]
 
 
 def mb(n: float) -> str:
     return f"{n / 1e6:.1f}"
 
 
-def write_section(path: Path, body: str) -> None:
-    """Replace the marked section of ``path``, or append it / create the file."""
-    section = f"{MARK_START}\n## Result store at scale (bench/bench_store.py)\n\n{body}{MARK_END}\n"
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(re.escape(MARK_START) + r".*?" + re.escape(MARK_END) + r"\n?", re.S)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section, text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
 
 
 def s_(seconds: float) -> str:
@@ -957,7 +917,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(body)
     if args.out:
-        write_section(args.out, body)
+        write_section(args.out, "bench_store", "Result store at scale (bench/bench_store.py)", body)
         print(f"wrote {args.out}")
     return 0
 

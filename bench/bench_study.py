@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import platform
 import shlex
 import sys
 import tempfile
@@ -31,6 +30,7 @@ import ray  # noqa: E402
 from study.runner import plan, run  # noqa: E402
 from study.spec import parse  # noqa: E402
 from study.store import ParquetStore  # noqa: E402
+from report import cpu_model, table, verdict, write_section  # noqa: E402
 
 MARK = "bench_study"
 
@@ -60,36 +60,25 @@ def main() -> int:
     ideal = busy / 2
     first = (trials["started_at"].min() - start).total_seconds()
     lines = [
-        f"<!-- {MARK}:start -->",
-        "## Study overhead (bench/bench_study.py)",
-        "",
         f"Command: `python bench/bench_study.py {shlex.join(sys.argv[1:])}`",
         "",
-        f"- date: {start:%Y-%m-%d %H:%M} UTC; {os.cpu_count()} cores ({platform.processor() or platform.machine()}); "
-        f"Ray {ray.__version__}; a private local Ray with 2 CPUs, 1 CPU per trial, `reuse_actors=True`",
+        f"- date: {start:%Y-%m-%d %H:%M} UTC; {os.cpu_count()} cores ({cpu_model()}); Ray {ray.__version__}; "
+        "a private local Ray with 2 CPUs, 1 CPU per trial, `reuse_actors=True`",
         f"- {args.trials} trials of the MNIST-1D MLP, {args.epochs} epochs each: "
         f"{busy / args.trials:.2f} s per trial on average (measured inside each trial)",
         "",
-        "| figure | value | target |",
-        "|---|---|---|",
-        f"| study wall time (Ray start and stop included) | {wall:.1f} s | |",
-        f"| ideal: trial seconds / 2 CPUs | {ideal:.1f} s | |",
-        f"| ratio | **{wall / ideal:.3f}** | <= 1.15: **{'PASS' if wall / ideal <= 1.15 else 'FAIL'}** |",
-        f"| overhead per trial: (2 x wall - trial seconds) / trials | {(2 * wall - busy) / args.trials:.2f} s | |",
-        f"| time from `run()` to the first trial's start | {first:.1f} s | |",
-        f"<!-- {MARK}:end -->",
+        *table(["figure", "value", "target"], [
+            ["study wall time (Ray start and stop included)", f"{wall:.1f} s", ""],
+            ["ideal: trial seconds / 2 CPUs", f"{ideal:.1f} s", ""],
+            ["ratio", f"**{wall / ideal:.3f}**", f"<= 1.15: **{verdict(wall / ideal <= 1.15)}**"],
+            ["overhead per trial: (2 x wall - trial seconds) / trials", f"{(2 * wall - busy) / args.trials:.2f} s", ""],
+            ["time from `run()` to the first trial's start", f"{first:.1f} s", ""],
+        ]),
     ]
-    text = "\n".join(lines)
-    print(text)
+    body = "\n".join(lines)
+    print(body)
     if args.out:
-        path = Path(args.out)
-        old = path.read_text() if path.exists() else "# Benchmarks\n"
-        begin, end = f"<!-- {MARK}:start -->", f"<!-- {MARK}:end -->"
-        if begin in old:
-            old = old[:old.index(begin)] + text + old[old.index(end) + len(end):]
-        else:
-            old = old.rstrip() + "\n\n" + text + "\n"
-        path.write_text(old)
+        write_section(Path(args.out), MARK, "Study overhead (bench/bench_study.py)", body)
     return 0
 
 

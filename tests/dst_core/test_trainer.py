@@ -6,7 +6,6 @@ import torch
 from dst_core import checkpoint
 from dst_core.config import TrainConfig
 from dst_core.errors import CheckpointMismatchError, ConfigError
-from dst_core.masks import n_active
 from dst_core.trainer import Interrupted, Trainer, train
 
 FAST = dict(epochs=4, batch_size=256, update_period=4, lr=0.1, device="cpu")
