@@ -17,7 +17,7 @@ from study.store import ParquetStore
 
 pytest.importorskip("ray")
 
-BASE = {"epochs": 4, "lr": 0.1, "batch_size": 64, "update_period": 10, "device": "cpu"}
+BASE = {"epochs": 5, "lr": 0.1, "batch_size": 32, "update_period": 10, "device": "cpu"}  # ~2 s a trial
 
 
 def _cli(*args):
@@ -34,14 +34,15 @@ def test_sigkill_driver_then_resume(tmp_path):
     env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0")
     driver = subprocess.Popen(_cli("run", str(path), "--num-cpus", "2"), stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True)
-    # kill once a trial is done and another has a checkpoint: the study is mid-way
+    # kill once a trial is stored and another, not stored, has a checkpoint: the study is mid-way
     deadline = time.time() + 240
     while time.time() < deadline:
-        done = len(ParquetStore(str(study)).files("trials")) if (study / "trials").exists() else 0
-        checkpoints = list(study.glob("tune/*/*/checkpoint_*/checkpoint.pt"))
-        if done >= 1 and len({c.parts[-3] for c in checkpoints}) >= 2:
+        stored = set(ParquetStore(str(study)).read("trials", ["trial_id"])["trial_id"]) \
+            if (study / "trials").exists() else set()
+        in_flight = {c.parts[-3] for c in study.glob("tune/*/*/checkpoint_*/checkpoint.pt")} - stored
+        if stored and in_flight:
             break
-        time.sleep(0.2)
+        time.sleep(0.05)
     else:
         driver.kill()
         pytest.fail("the study never got going:\n" + driver.communicate()[0])
@@ -59,7 +60,7 @@ def test_sigkill_driver_then_resume(tmp_path):
     assert len(raw) == 4 and raw["trial_id"].is_unique and set(raw["status"]) == {"completed"}
     assert (raw["resumed_from"] > 0).any()  # at least one in-flight trial continued from its checkpoint
     history = ParquetStore(str(study)).read("history")
-    assert len(history) == 4 * 4 and not history.duplicated(["trial_id", "epoch"]).any()
+    assert len(history) == 4 * 5 and not history.duplicated(["trial_id", "epoch"]).any()
     # final metrics equal uninterrupted runs of the same configs (Ray workers run on one thread)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

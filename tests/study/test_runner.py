@@ -103,7 +103,7 @@ def test_retry_resumes_from_checkpoint_and_failures_are_recorded(tmp_path, fault
 def test_fractional_gpus_pack_four_trials(tmp_path, fault_file):
     import torch
     spec = _spec(tmp_path, {"seed": list(range(8))}, resources={"cpu": 0.25, "gpu": 0.25},
-                 base={"epochs": 6, "batch_size": 64})
+                 base={"epochs": 10, "batch_size": 32})  # long enough for all four to overlap
     run(plan(spec), log=lambda line: None)
     trials = ParquetStore(spec.study_dir).read("trials")
     assert len(trials) == 8 and set(trials["status"]) == {"completed"}
