@@ -37,7 +37,7 @@ from dst_core.errors import DstError
 
 from .plots import KINDS, plot
 from .queries import compare, open_study, query
-from .runner import load_study_spec, plan
+from .runner import SPEC_FILE, load_study_spec, plan
 from .runner import run as run_study
 from .spec import load as load_spec
 from .trial_id import trial_id
@@ -257,6 +257,13 @@ def _status(args: argparse.Namespace) -> int:
     trials = query(store, columns=["trial_id", "status", "criterion", "density", "seed", "ended_at", "error"])
     counts = trials["status"].value_counts()
     print(f"{store.root}: {len(trials)} trials: " + ", ".join(f"{counts.get(s, 0)} {s}" for s in STATUSES))
+    if store.fs.get_file_info(f"{store.path}/{SPEC_FILE}").is_file:  # started by `dst-study run`
+        p = plan(load_study_spec(store.root))
+        total = p.spec.search.n_trials if p.spec.search else len(p.trials)
+        missing = max(total - len(p.done), 0)
+        print(f"  spec: {total} trials, {missing} missing" + (f" ({len(p.resume_from)} with checkpoints)"
+                                                            if p.resume_from else "")
+              + ("; run `dst-study resume STUDY` to finish" if missing else ""))
     failed = trials[trials["status"] == "failed"].sort_values("ended_at").tail(5)
     for row in failed.itertuples():
         first_line = str(row.error).strip().splitlines()[-1] if isinstance(row.error, str) else ""

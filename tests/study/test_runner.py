@@ -44,7 +44,7 @@ def _raw_trials(study_dir):
     return pd.concat([pq.read_table(f).to_pandas() for f in ParquetStore(study_dir).files("trials")])
 
 
-def test_grid_runs_once_then_only_what_is_missing(tmp_path, fault_file, monkeypatch):
+def test_grid_runs_once_then_only_what_is_missing(tmp_path, fault_file, monkeypatch, capsys):
     spec = _spec(tmp_path, {"criterion": ["magnitude", "snip"], "density": [0.1, 0.3]})
     run(plan(spec), log=lambda line: None)
     trials = ParquetStore(spec.study_dir).read("trials")
@@ -54,6 +54,11 @@ def test_grid_runs_once_then_only_what_is_missing(tmp_path, fault_file, monkeypa
     assert plan(spec).missing == []  # running the spec again runs nothing
 
     extended = _spec(tmp_path, {"criterion": ["magnitude", "snip"], "density": [0.1, 0.3, 0.5]})
+    from study.runner import save_spec
+    from study.cli import main
+    save_spec(extended)  # as `dst-study run` does before it starts
+    assert main(["status", spec.study_dir]) == 0
+    assert "spec: 6 trials, 2 missing" in capsys.readouterr().out
     p = plan(extended)
     assert sorted(c.density for c in p.missing) == [0.5, 0.5] and len(p.done) == 4
     monkeypatch.setattr("study.runner.COMPACT_ABOVE", 5)  # 6 parts after this run: compacted
