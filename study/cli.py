@@ -31,6 +31,8 @@ import time
 import warnings
 from typing import Any, Sequence
 
+from rich.console import Console
+
 import dst_core
 from dst_core import TrainConfig
 from dst_core.errors import DstError
@@ -223,7 +225,8 @@ def _run(args: argparse.Namespace) -> int:
             print(f"  run  {trial_id(c)}  {c.criterion}/{c.growth} density {c.density:g} seed {c.seed}{where}")
         return 0
     run_study(p, address=args.address, max_concurrent=args.max_concurrent, num_cpus=args.num_cpus,
-              num_gpus=args.num_gpus, verbose=args.verbose, log=lambda line: print(line, flush=True))
+              num_gpus=args.num_gpus, verbose=args.verbose, log=lambda line: print(line, flush=True),
+              console=Console())
     store = open_study(spec.study_dir)
     trials = query(store, "trials", None, ["criterion", "density", "final_test_accuracy", "status"])
     if not trials.empty:
@@ -252,6 +255,9 @@ def _plot(args: argparse.Namespace) -> int:
     return _report_problems(store)
 
 
+_SHOW_MISSING = 10  # missing trials `status` names; `resume --dry-run` lists all
+
+
 def _status(args: argparse.Namespace) -> int:
     store = open_study(args.study)
     trials = query(store, columns=["trial_id", "status", "criterion", "density", "seed", "ended_at", "error"])
@@ -264,6 +270,11 @@ def _status(args: argparse.Namespace) -> int:
         print(f"  spec: {total} trials, {missing} missing" + (f" ({len(p.resume_from)} with checkpoints)"
                                                             if p.resume_from else "")
               + ("; run `dst-study resume STUDY` to finish" if missing else ""))
+        for c in p.missing[:_SHOW_MISSING]:
+            where = ", has a checkpoint" if trial_id(c) in p.resume_from else ""
+            print(f"  missing {trial_id(c)} ({c.criterion}/{c.growth}, density {c.density:g}, seed {c.seed}{where})")
+        if len(p.missing) > _SHOW_MISSING:
+            print(f"  ... and {len(p.missing) - _SHOW_MISSING} more (`dst-study resume STUDY --dry-run` lists all)")
     failed = trials[trials["status"] == "failed"].sort_values("ended_at").tail(5)
     for row in failed.itertuples():
         first_line = str(row.error).strip().splitlines()[-1] if isinstance(row.error, str) else ""

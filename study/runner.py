@@ -14,10 +14,12 @@ from typing import Callable
 
 import pyarrow.fs as pafs
 import yaml
+from rich.console import Console
 
 from dst_core import TrainConfig
 from dst_core import checkpoint as ckpt
 
+from .progress import Progress
 from .spec import SpecError, StudySpec, parse
 from .store import ParquetStore
 from .trial_id import trial_id
@@ -89,14 +91,19 @@ def load_study_spec(study_dir: str) -> StudySpec:
 
 
 def run(p: Plan, *, address: str | None = None, max_concurrent: int | None = None, num_cpus: float | None = None,
-        num_gpus: float | None = None, verbose: bool = False, log: Callable[[str], None] = print) -> None:
+        num_gpus: float | None = None, verbose: bool = False, log: Callable[[str], None] = print,
+        console: Console | None = None) -> None:
     """Run the missing trials of a plan in waves; every outcome lands in the store, which is
-    compacted afterwards once it holds more than ``COMPACT_ABOVE`` parts."""
+    compacted afterwards once it holds more than ``COMPACT_ABOVE`` parts.
+
+    Progress goes to ``log`` as lines, or to a live bar when ``console`` is a terminal.
+    """
     save_spec(p.spec)
     to_search = p.spec.search.n_trials - len(p.done) if p.spec.search is not None else 0
     if not p.missing and to_search <= 0:
         return
     from .runners import ray_tune  # Ray loads only when something runs
+    progress = Progress(len(p.missing) + max(to_search, 0), log, console, title=p.spec.name)
     started = ray_tune.start_ray(address, num_cpus, num_gpus, verbose)
     try:
         # Tune takes URIs as they are; local folders must be absolute
@@ -106,13 +113,14 @@ def run(p: Plan, *, address: str | None = None, max_concurrent: int | None = Non
                 p.spec.search, p.spec.base, p.store, n_trials=to_search, tune_dir=tune_dir,
                 wave=f"search-{time.time_ns()}", optuna_db=f"{p.store.path}/optuna.db", study_name=p.spec.name, done=len(p.done),
                 cpu=p.spec.resources.cpu, gpu=p.spec.resources.gpu, retries=p.spec.retries,
-                max_concurrent=max_concurrent or p.spec.max_concurrent, log=log)
+                max_concurrent=max_concurrent or p.spec.max_concurrent, progress=progress)
         for start in range(0, len(p.missing), WAVE_SIZE):
             ray_tune.run_wave(
                 p.missing[start:start + WAVE_SIZE], p.store, tune_dir=tune_dir, wave=f"wave-{time.time_ns()}",
                 resume_from=p.resume_from, cpu=p.spec.resources.cpu, gpu=p.spec.resources.gpu,
-                retries=p.spec.retries, max_concurrent=max_concurrent or p.spec.max_concurrent, log=log)
+                retries=p.spec.retries, max_concurrent=max_concurrent or p.spec.max_concurrent, progress=progress)
     finally:
+        progress.close()
         if started:
             ray_tune.stop_ray()
     if len(p.store.files("trials")) > COMPACT_ABOVE:

@@ -16,7 +16,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import ray
 from ray import tune
@@ -24,6 +24,7 @@ from ray import tune
 from dst_core import TrainConfig, Trainer
 from dst_core import checkpoint as ckpt
 
+from ..progress import Progress
 from ..store import ParquetStore
 from ..trial import history_rows, jaccard_rows, trial_row, utc_now
 from ..trial_id import trial_id
@@ -102,13 +103,14 @@ def _history(result: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 class StoreWriter(tune.Callback):
-    """Writes each trial to the store when it completes or finally fails; prints a progress line."""
+    """Writes each trial to the store when it completes or finally fails, and tells ``progress``."""
 
-    def __init__(self, store: ParquetStore, total: int, log: Callable[[str], None] = print):
-        self.store, self.total, self.log = store, total, log
-        self.done = self.failed = 0
+    def __init__(self, store: ParquetStore, progress: Progress):
+        self.store, self.progress = store, progress
         self.started: dict[str, Any] = {}
-        self.clock = time.perf_counter()
+
+    def on_step_end(self, iteration, trials, **info):
+        self.progress.update(running=sum(t.status == "RUNNING" for t in trials))
 
     def on_trial_start(self, iteration, trials, trial, **info):
         self.started.setdefault(trial.trial_id, utc_now())
@@ -123,16 +125,12 @@ class StoreWriter(tune.Callback):
         if status == "failed":
             row["epochs_done"] = int(result.get("epoch", 0))
         self.store.append([row], history_rows(cfg, history), jaccard_rows(cfg, history))
-        self.done += status == "completed"
-        self.failed += status == "failed"
-        finished = self.done + self.failed
-        eta = (time.perf_counter() - self.clock) / finished * (self.total - finished)
-        running = sum(t.status == "RUNNING" for t in trials if t is not trial)
         what = (f"test {row['final_test_accuracy']:.2%}" if status == "completed"
                 else "FAILED: " + (error or "").strip().splitlines()[-1])
-        self.log(f"[{finished}/{self.total} | {self.done} done, {running} running, {self.failed} failed | "
-                 f"ETA {eta:.0f}s] {cfg.criterion}/{cfg.growth} density {cfg.density:g} seed {cfg.seed}: "
-                 f"{what} ({row['wall_seconds'] or 0:.1f}s)")
+        self.progress.finished(
+            f"{cfg.criterion}/{cfg.growth} density {cfg.density:g} seed {cfg.seed}: {what} "
+            f"({row['wall_seconds'] or 0:.1f}s)", failed=status == "failed",
+            running=sum(t.status == "RUNNING" for t in trials if t is not trial))
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._finish(trials, trial, "completed", None)
@@ -152,7 +150,7 @@ def _error_text(trial) -> str:
 
 def run_wave(configs: list[TrainConfig], store: ParquetStore, *, tune_dir: str, wave: str,
              resume_from: dict[str, str], cpu: float, gpu: float, retries: int,
-             max_concurrent: int | None, log: Callable[[str], None] = print) -> None:
+             max_concurrent: int | None, progress: Progress) -> None:
     """Run one Tune experiment over ``configs``; every outcome lands in ``store``."""
     trainable_ = tune.with_parameters(trainable, resume_from=resume_from)
     tuner = tune.Tuner(
@@ -164,7 +162,7 @@ def run_wave(configs: list[TrainConfig], store: ParquetStore, *, tune_dir: str, 
             name=wave, storage_path=tune_dir, verbose=0,
             failure_config=tune.FailureConfig(max_failures=retries),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-            callbacks=[StoreWriter(store, len(configs), log)]),
+            callbacks=[StoreWriter(store, progress)]),
     )
     tuner.fit()
 
@@ -175,7 +173,7 @@ _DOMAINS = {"uniform": tune.uniform, "loguniform": tune.loguniform, "int": lambd
 
 def run_search(search, base: dict[str, Any], store: ParquetStore, *, n_trials: int, tune_dir: str, wave: str,
                optuna_db: str, study_name: str, done: int, cpu: float, gpu: float, retries: int,
-               max_concurrent: int | None, log: Callable[[str], None] = print) -> None:
+               max_concurrent: int | None, progress: Progress) -> None:
     """``n_trials`` more trials of an Optuna search (``search`` is a SearchSpec).
 
     The Optuna study lives in ``optuna_db`` (SQLite) under ``study_name``, so a resumed search
@@ -197,7 +195,7 @@ def run_search(search, base: dict[str, Any], store: ParquetStore, *, n_trials: i
             name=wave, storage_path=tune_dir, verbose=0,
             failure_config=tune.FailureConfig(max_failures=retries),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-            callbacks=[StoreWriter(store, n_trials, log)]),
+            callbacks=[StoreWriter(store, progress)]),
     )
     tuner.fit()
 

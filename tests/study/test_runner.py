@@ -46,7 +46,11 @@ def _raw_trials(study_dir):
 
 def test_grid_runs_once_then_only_what_is_missing(tmp_path, fault_file, monkeypatch, capsys):
     spec = _spec(tmp_path, {"criterion": ["magnitude", "snip"], "density": [0.1, 0.3]})
-    run(plan(spec), log=lambda line: None)
+    lines = []
+    run(plan(spec), log=lines.append)
+    assert len(lines) == 4 and lines[-1].startswith("[4/4 | 4 done, 0 running, 0 failed | ETA 0s] ")
+    assert sorted(line.split("] ")[1].split(":")[0] for line in lines) == [
+        f"{c}/random density {d} seed 0" for c in ("magnitude", "snip") for d in (0.1, 0.3)]
     trials = ParquetStore(spec.study_dir).read("trials")
     assert len(trials) == 4 and set(trials["status"]) == {"completed"}
     assert (trials["epochs_done"] == 3).all() and (trials["resumed_from"] == 0).all()
@@ -58,7 +62,10 @@ def test_grid_runs_once_then_only_what_is_missing(tmp_path, fault_file, monkeypa
     from study.cli import main
     save_spec(extended)  # as `dst-study run` does before it starts
     assert main(["status", spec.study_dir]) == 0
-    assert "spec: 6 trials, 2 missing" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "spec: 6 trials, 2 missing" in out
+    assert sorted(line.split("(")[1] for line in out.splitlines() if line.startswith("  missing ")) == [
+        "magnitude/random, density 0.5, seed 0)", "snip/random, density 0.5, seed 0)"]
     p = plan(extended)
     assert sorted(c.density for c in p.missing) == [0.5, 0.5] and len(p.done) == 4
     monkeypatch.setattr("study.runner.COMPACT_ABOVE", 5)  # 6 parts after this run: compacted
