@@ -38,8 +38,10 @@ def git_commit() -> str | None:
 
 def trial_row(config: TrainConfig, history: Sequence[dict[str, Any]], *, status: str, started_at: datetime,
               ended_at: datetime | None = None, device_used: str | None = None, error: str | None = None,
-              wall_seconds: float | None = None, resumed_from: int | None = None) -> dict[str, Any]:
-    """One ``trials`` row: id, flat config, status, final and best metrics, provenance."""
+              wall_seconds: float | None = None, resumed_from: int | None = None,
+              host: str | None = None) -> dict[str, Any]:
+    """One ``trials`` row: id, flat config, status, final and best metrics, provenance (``host``: the
+    machine that ran the trial, this one by default)."""
     row: dict[str, Any] = {"trial_id": trial_id(config), "status": status}
     for key, value in config.to_dict().items():
         row[key] = json.dumps(value, sort_keys=True) if isinstance(value, dict) else value
@@ -55,7 +57,7 @@ def trial_row(config: TrainConfig, history: Sequence[dict[str, Any]], *, status:
     else:
         row["epochs_done"] = 0
     row.update(
-        resumed_from=resumed_from, wall_seconds=wall_seconds, host=socket.gethostname(), device_used=device_used,
+        resumed_from=resumed_from, wall_seconds=wall_seconds, host=host or socket.gethostname(), device_used=device_used,
         dst_study_version=dst_core.__version__, torch_version=torch.__version__, git_commit=git_commit(),
         started_at=started_at, ended_at=ended_at, error=error)
     return row

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import shutil
+import socket
 import tempfile
 import time
 from pathlib import Path
@@ -64,6 +65,7 @@ def _jsonable(metrics: dict[str, Any]) -> dict[str, Any]:
 def trainable(config: dict[str, Any], resume_from: dict[str, str] | None = None) -> None:
     """One trial under Tune: ``config["trial"]`` is a TrainConfig dict; ``resume_from`` maps trial
     ids to checkpoints that earlier waves left behind."""
+    started = time.perf_counter()  # the attempt's seconds include loading data and building the model
     cfg = TrainConfig.from_dict(config["trial"])
     work = Path(tempfile.mkdtemp(prefix="dst-trial-"))
     try:
@@ -73,11 +75,10 @@ def trainable(config: dict[str, Any], resume_from: dict[str, str] | None = None)
         elif resume_from and trial_id(cfg) in resume_from:  # left by an earlier wave whose driver died
             shutil.copy(resume_from[trial_id(cfg)], work / ckpt.FILENAME)
         trainer = Trainer(cfg, checkpoint_dir=work)
-        started = time.perf_counter()
 
         def report(metrics: dict[str, Any]) -> None:
             out = _jsonable(metrics)
-            out.update(trial_id=trial_id(cfg), device_used=str(trainer.device),
+            out.update(trial_id=trial_id(cfg), device_used=str(trainer.device), host=socket.gethostname(),
                        resumed_from=trainer.resumed_from or 0, attempt_seconds=time.perf_counter() - started)
             if trainer.done:  # the last report carries the whole history
                 out["history"] = [_jsonable(m) for m in trainer.history]
@@ -108,6 +109,7 @@ class StoreWriter(tune.Callback):
     def __init__(self, store: ParquetStore, progress: Progress):
         self.store, self.progress = store, progress
         self.started: dict[str, Any] = {}
+        self.checkpoints: dict[str, tune.Checkpoint] = {}  # trial -> its newest checkpoint
 
     def on_step_end(self, iteration, trials, **info):
         self.progress.update(running=sum(t.status == "RUNNING" for t in trials))
@@ -115,13 +117,24 @@ class StoreWriter(tune.Callback):
     def on_trial_start(self, iteration, trials, trial, **info):
         self.started.setdefault(trial.trial_id, utc_now())
 
+    def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):
+        # Each trial keeps its newest checkpoint only. Tune's CheckpointConfig(num_to_keep=1) would do
+        # this too, but it also forces a save of the whole experiment state (every trial's metadata)
+        # on every checkpoint: that is quadratic in the trials of a wave and cost more driver CPU
+        # than everything else together. Tune's own restore is never used (the store is the record).
+        previous = self.checkpoints.pop(trial.trial_id, None)
+        if previous is not None and previous.path != checkpoint.path:
+            previous.filesystem.delete_dir(previous.path)
+        self.checkpoints[trial.trial_id] = checkpoint
+
     def _finish(self, trials, trial, status: str, error: str | None) -> None:
         cfg = TrainConfig.from_dict(trial.config["trial"])
         result = trial.last_result or {}
         history = _history(result) if status == "completed" else []
         row = trial_row(cfg, history, status=status, started_at=self.started.get(trial.trial_id, utc_now()),
                         ended_at=utc_now(), device_used=result.get("device_used"), error=error,
-                        wall_seconds=result.get("attempt_seconds"), resumed_from=result.get("resumed_from"))
+                        wall_seconds=result.get("attempt_seconds"), resumed_from=result.get("resumed_from"),
+                        host=result.get("host"))
         if status == "failed":
             row["epochs_done"] = int(result.get("epoch", 0))
         self.store.append([row], history_rows(cfg, history), jaccard_rows(cfg, history))
@@ -161,7 +174,6 @@ def run_wave(configs: list[TrainConfig], store: ParquetStore, *, tune_dir: str, 
         run_config=tune.RunConfig(
             name=wave, storage_path=tune_dir, verbose=0,
             failure_config=tune.FailureConfig(max_failures=retries),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             callbacks=[StoreWriter(store, progress)]),
     )
     tuner.fit()
@@ -194,7 +206,6 @@ def run_search(search, base: dict[str, Any], store: ParquetStore, *, n_trials: i
         run_config=tune.RunConfig(
             name=wave, storage_path=tune_dir, verbose=0,
             failure_config=tune.FailureConfig(max_failures=retries),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             callbacks=[StoreWriter(store, progress)]),
     )
     tuner.fit()
@@ -210,6 +221,9 @@ def start_ray(address: str | None, num_cpus: float | None, num_gpus: float | Non
     to someone else's cluster); True when this call started or joined one."""
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # Tune's per-trial result.json / progress.csv / TensorBoard files: the store already holds every
+    # epoch, and writing them cost the driver CPU that the trials beside it need
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     if ray.is_initialized():
         return False
     kwargs = dict(include_dashboard=False, log_to_driver=verbose,
