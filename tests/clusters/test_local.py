@@ -43,10 +43,9 @@ def _node_ports() -> list[str]:
     """Every port a raylet opens, distinct from the other raylet's (both run on this host)."""
     names = ["node-manager-port", "object-manager-port", "dashboard-agent-listen-port",
              "dashboard-agent-grpc-port", "runtime-env-agent-port", "metrics-export-port"]
-    ports = _free_ports(len(names) + 1)
-    workers = 40000 + ports[-1] % 20000  # a block of 20 worker ports, unlikely to be in use
-    return [f"--{name}={port}" for name, port in zip(names, ports)] + [
-        f"--min-worker-port={workers}", f"--max-worker-port={workers + 19}"]
+    # worker processes bind ports the OS picks (0), so the two raylets cannot hand out the same one
+    return [f"--{name}={port}" for name, port in zip(names, _free_ports(len(names)))] + [
+        "--min-worker-port=0", "--max-worker-port=0"]
 
 
 def _start(args: list[str], log: Path) -> subprocess.Popen:
