@@ -231,6 +231,12 @@ def _run(args: argparse.Namespace) -> int:
     trials = query(store, "trials", None, ["criterion", "density", "final_test_accuracy", "status"])
     if not trials.empty:
         print_comparison(compare(trials))
+    left = plan(spec)  # failed trials count as finished here
+    missing = len(left.missing) if spec.search is None else max(spec.search.n_trials - len(left.done), 0)
+    if missing:  # stopped before the end
+        print(f"dst-study: stopped with {missing} trials still to run; `dst-study resume {spec.study_dir}` "
+              "continues the study", file=sys.stderr)
+        return _EXIT_INTERRUPTED
     failed = (trials["status"] == "failed").sum()
     return 1 if failed else _report_problems(store)
 

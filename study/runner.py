@@ -8,6 +8,9 @@ trials. Running a spec again, resuming after a crash and extending a grid are th
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -90,6 +93,13 @@ def load_study_spec(study_dir: str) -> StudySpec:
     return parse(data, path)
 
 
+def _forward_sigterm_to_sigint():
+    """The SIGTERM handler this replaced, or None where signals cannot be set (not the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
+
+
 def run(p: Plan, *, address: str | None = None, max_concurrent: int | None = None, num_cpus: float | None = None,
         num_gpus: float | None = None, verbose: bool = False, log: Callable[[str], None] = print,
         console: Console | None = None) -> None:
@@ -105,6 +115,9 @@ def run(p: Plan, *, address: str | None = None, max_concurrent: int | None = Non
     from .runners import ray_tune  # Ray loads only when something runs
     progress = Progress(len(p.missing) + max(to_search, 0), log, console, title=p.spec.name)
     started = ray_tune.start_ray(address, num_cpus, num_gpus, verbose)
+    # SIGTERM (scancel, a time limit) stops the study as Ctrl-C does: Tune's SIGINT handler ends the
+    # running trials, whose checkpoints stay for a resume. Set after Ray's start, which installs its own.
+    sigterm = _forward_sigterm_to_sigint()
     try:
         # Tune takes URIs as they are; local folders must be absolute
         tune_dir = f"{p.spec.study_dir}/tune" if "://" in p.spec.study_dir else f"{p.store.path}/tune"
@@ -123,5 +136,7 @@ def run(p: Plan, *, address: str | None = None, max_concurrent: int | None = Non
         progress.close()
         if started:
             ray_tune.stop_ray()
+        if sigterm is not None:
+            signal.signal(signal.SIGTERM, sigterm)
     if len(p.store.files("trials")) > COMPACT_ABOVE:
         p.store.compact()

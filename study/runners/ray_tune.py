@@ -130,6 +130,8 @@ class StoreWriter(tune.Callback):
     def _finish(self, trials, trial, status: str, error: str | None) -> None:
         cfg = TrainConfig.from_dict(trial.config["trial"])
         result = trial.last_result or {}
+        if status == "completed" and "history" not in result:
+            return  # stopped before its last epoch (Ctrl-C, SIGTERM): not done, its checkpoint stays
         history = _history(result) if status == "completed" else []
         row = trial_row(cfg, history, status=status, started_at=self.started.get(trial.trial_id, utc_now()),
                         ended_at=utc_now(), device_used=result.get("device_used"), error=error,

@@ -1,4 +1,5 @@
-"""The driver is SIGKILLed mid-study; `dst-study resume` finishes it: nothing lost or duplicated."""
+"""The driver stopped mid-study: SIGTERM ends it cleanly; after SIGKILL `dst-study resume` finishes
+it, with nothing lost or duplicated."""
 
 import os
 import signal
@@ -24,35 +25,53 @@ def _cli(*args):
     return [sys.executable, "-m", "study.cli", *args]
 
 
-@pytest.mark.slow
-def test_sigkill_driver_then_resume(tmp_path):
+ENV = dict(os.environ, RAY_USAGE_STATS_ENABLED="0")
+
+
+def _start_midway(tmp_path):
+    """`dst-study run` of 4 trials, returned once a trial is stored and another, not stored, has a
+    checkpoint: the study is mid-way."""
     spec = {"name": "k", "storage": str(tmp_path), "base": BASE,
             "grid": {"criterion": ["magnitude", "set"], "density": [0.1, 0.3]}, "max_concurrent": 2}
     path = tmp_path / "spec.yaml"
     path.write_text(yaml.safe_dump(spec))
     study = tmp_path / "k"
-    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0")
     driver = subprocess.Popen(_cli("run", str(path), "--num-cpus", "2"), stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True)
-    # kill once a trial is stored and another, not stored, has a checkpoint: the study is mid-way
+                              stderr=subprocess.STDOUT, text=True, env=ENV, start_new_session=True)
     deadline = time.time() + 240
     while time.time() < deadline:
         stored = set(ParquetStore(str(study)).read("trials", ["trial_id"])["trial_id"]) \
             if (study / "trials").exists() else set()
         in_flight = {c.parts[-3] for c in study.glob("tune/*/*/checkpoint_*/checkpoint.pt")} - stored
         if stored and in_flight:
-            break
+            return driver, study
         time.sleep(0.05)
-    else:
-        driver.kill()
-        pytest.fail("the study never got going:\n" + driver.communicate()[0])
+    driver.kill()
+    pytest.fail("the study never got going:\n" + driver.communicate()[0])
+
+
+@pytest.mark.slow
+def test_sigterm_stops_the_study_cleanly(tmp_path):
+    driver, study = _start_midway(tmp_path)
+    driver.send_signal(signal.SIGTERM)  # scancel, a time limit: as Ctrl-C
+    out, _ = driver.communicate(timeout=120)
+    assert driver.returncode == 130, out
+    assert "trials still to run; `dst-study resume" in out, out
+    raw = pd.concat([pq.read_table(f).to_pandas() for f in ParquetStore(str(study)).files("trials")])
+    assert 1 <= len(raw) < 4 and raw["trial_id"].is_unique and set(raw["status"]) == {"completed"}
+    assert (raw["epochs_done"] == 5).all(), "a trial stopped mid-way must not be stored as completed"
+
+
+@pytest.mark.slow
+def test_sigkill_driver_then_resume(tmp_path):
+    driver, study = _start_midway(tmp_path)
     os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray it started: a lost login node
     driver.wait()
     before = len(ParquetStore(str(study)).files("trials"))
     assert 1 <= before < 4
 
     resumed = subprocess.run(_cli("resume", str(study), "--num-cpus", "2"), capture_output=True, text=True,
-                             env=env, timeout=400)
+                             env=ENV, timeout=400)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert f"{before} done, {4 - before} to run" in resumed.stdout
 
