@@ -115,6 +115,7 @@ def run(p: Plan, *, address: str | None = None, max_concurrent: int | None = Non
     from .runners import ray_tune  # Ray loads only when something runs
     progress = Progress(len(p.missing) + max(to_search, 0), log, console, title=p.spec.name)
     started = ray_tune.start_ray(address, num_cpus, num_gpus, verbose)
+    log(ray_tune.describe_cluster())
     # SIGTERM (scancel, a time limit) stops the study as Ctrl-C does: Tune's SIGINT handler ends the
     # running trials, whose checkpoints stay for a resume. Set after Ray's start, which installs its own.
     sigterm = _forward_sigterm_to_sigint()

@@ -30,7 +30,8 @@ from ..store import ParquetStore
 from ..trial import history_rows, jaccard_rows, trial_row, utc_now
 from ..trial_id import trial_id
 
-__all__ = ["FAULT_ENV", "StoreWriter", "run_search", "run_wave", "start_ray", "stop_ray", "trainable"]
+__all__ = ["FAULT_ENV", "StoreWriter", "describe_cluster", "run_search", "run_wave", "start_ray", "stop_ray",
+           "trainable"]
 
 # Test aid: the path of a JSON file {"epoch": E, "times": N (-1: always), "dir": D, "match": {...}}
 # that makes matching trials raise after epoch E, N times each (markers in D count the attempts).
@@ -235,6 +236,13 @@ def start_ray(address: str | None, num_cpus: float | None, num_gpus: float | Non
     else:
         ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus, **kwargs)
     return True
+
+
+def describe_cluster() -> str:
+    """What the driver sees of the Ray it runs on: the live nodes and their CPUs and GPUs."""
+    nodes = [n for n in ray.nodes() if n["Alive"]]
+    cpus, gpus = (sum(n["Resources"].get(r, 0) for n in nodes) for r in ("CPU", "GPU"))
+    return f"Ray: {len(nodes)} node{'s' if len(nodes) != 1 else ''}, {cpus:g} CPUs, {gpus:g} GPUs"
 
 
 def stop_ray() -> None:

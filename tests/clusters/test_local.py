@@ -122,6 +122,7 @@ def test_study_survives_a_lost_worker_raylet(ray_cluster, tmp_path):
         if driver.poll() is None:
             driver.kill()
     assert driver.returncode == 0, out
+    assert "Ray: 2 nodes, 2 CPUs, 0 GPUs" in out  # the driver joined the cluster started by hand
     trials = ParquetStore(str(study_dir)).read("trials")
     assert len(trials) == 4 and trials["trial_id"].is_unique, out
     assert set(trials["status"]) == {"completed"} and (trials["epochs_done"] == 40).all()

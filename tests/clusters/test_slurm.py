@@ -147,6 +147,7 @@ def test_sbatch_runs_study_on_two_nodes_and_resubmission_runs_nothing(slurm, ray
     assert re.search(r"starting Ray head on n1\b", out) and re.search(r"starting Ray worker on n2\b", out), out
     assert "ray nodes alive: 2 (of 2 wanted), 2 CPUs" in out, out  # the driver's cluster: both nodes
     assert "2 trials, 0 done, 2 to run" in out, out
+    assert "Ray: 2 nodes, 2 CPUs, 0 GPUs" in out, out  # dst-study's driver sees both nodes
     trials = study.read("trials")
     assert sorted(trials["trial_id"]) == sorted(expected), out
     assert set(trials["status"]) == {"completed"}, trials[["trial_id", "status", "error"]]

@@ -48,6 +48,8 @@ def test_grid_runs_once_then_only_what_is_missing(tmp_path, fault_file, monkeypa
     spec = _spec(tmp_path, {"criterion": ["magnitude", "snip"], "density": [0.1, 0.3]})
     lines = []
     run(plan(spec), log=lines.append)
+    assert lines[0] == "Ray: 1 node, 2 CPUs, 1 GPUs"  # the module's Ray, as the driver sees it
+    lines = lines[1:]
     assert len(lines) == 4 and lines[-1].startswith("[4/4 | 4 done, 0 running, 0 failed | ETA 0s] ")
     assert sorted(line.split("] ")[1].split(":")[0] for line in lines) == [
         f"{c}/random density {d} seed 0" for c in ("magnitude", "snip") for d in (0.1, 0.3)]
