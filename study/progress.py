@@ -6,7 +6,6 @@ output file, a test) every line starts with them, so a log read later tells the 
 
 from __future__ import annotations
 
-import time
 from typing import Callable
 
 from rich.console import Console
@@ -25,7 +24,8 @@ class Progress:
                  title: str = "study"):
         self.total, self.log = total, log
         self.done = self.failed = self.running = 0
-        self.clock = time.perf_counter()
+        self.slots = 1  # the most trials seen running at once
+        self.seconds: list[float] = []  # of each finished trial
         self.bar: Bar | None = None
         if console is not None and console.is_terminal:
             self.bar = Bar(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -34,11 +34,12 @@ class Progress:
             self.bar.start()
 
     def eta(self) -> float | None:
-        """Seconds left at the pace so far (start-up included), None before the first outcome."""
-        finished = self.done + self.failed
-        if not finished:
+        """Seconds left: the trials to go at the mean seconds of those finished, run as many at once
+        as were seen running (so Ray's start-up does not inflate it); None before the first one."""
+        if not self.seconds:
             return None
-        return (time.perf_counter() - self.clock) / finished * max(self.total - finished, 0)
+        left = max(self.total - self.done - self.failed, 0)
+        return sum(self.seconds) / len(self.seconds) * left / self.slots
 
     def _counts(self) -> str:
         eta = self.eta()
@@ -49,13 +50,17 @@ class Progress:
         """Trials running now (Tune's view, retries included)."""
         if running != self.running:
             self.running = running
+            self.slots = max(self.slots, running)
             self._refresh()
 
-    def finished(self, line: str, *, failed: bool, running: int) -> None:
-        """One trial completed or finally failed; ``line`` says which and how it did."""
+    def finished(self, line: str, *, failed: bool, running: int, seconds: float | None = None) -> None:
+        """One trial completed or finally failed after ``seconds``; ``line`` says which and how it did."""
         self.done += not failed
         self.failed += failed
         self.running = running
+        self.slots = max(self.slots, running + 1)
+        if seconds is not None:
+            self.seconds.append(seconds)
         if self.bar is not None:
             self.bar.console.print(line, highlight=False)
         else:

@@ -146,7 +146,7 @@ class StoreWriter(tune.Callback):
         self.progress.finished(
             f"{cfg.criterion}/{cfg.growth} density {cfg.density:g} seed {cfg.seed}: {what} "
             f"({row['wall_seconds'] or 0:.1f}s)", failed=status == "failed",
-            running=sum(t.status == "RUNNING" for t in trials if t is not trial))
+            running=sum(t.status == "RUNNING" for t in trials if t is not trial), seconds=row["wall_seconds"])
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._finish(trials, trial, "completed", None)

@@ -8,17 +8,18 @@ from rich.console import Console
 from study.progress import Progress
 
 
-def test_plain_lines_carry_the_counts(monkeypatch):
-    clock = iter([100.0, 110.0, 130.0])  # created at 100; outcomes at 110 and 130
-    monkeypatch.setattr("study.progress.time.perf_counter", lambda: next(clock))
+def test_plain_lines_carry_the_counts_and_an_eta():
     lines = []
-    progress = Progress(4, lines.append)
+    progress = Progress(6, lines.append)
     progress.update(running=2)
-    progress.finished("magnitude density 0.1: test 80.00%", failed=False, running=2)
-    progress.finished("snip density 0.1: FAILED: boom", failed=True, running=1)
-    # 10 s for the first outcome, 3 left -> 30 s; 30 s for two, 2 left -> 30 s
-    assert lines == ["[1/4 | 1 done, 2 running, 0 failed | ETA 30s] magnitude density 0.1: test 80.00%",
-                     "[2/4 | 1 done, 1 running, 1 failed | ETA 30s] snip density 0.1: FAILED: boom"]
+    progress.finished("magnitude density 0.1: test 80.00%", failed=False, running=1, seconds=10.0)
+    progress.finished("snip density 0.1: FAILED: boom", failed=True, running=2, seconds=20.0)
+    progress.finished("set density 0.1: test 70.00%", failed=False, running=2, seconds=30.0)
+    # ETA: the trials left at the mean seconds of the finished ones, as many at once as seen running:
+    # 10 s x 5 left / 2, then 15 s x 4 / 3 (the failed one and 2 others ran at once), then 20 s x 3 / 3
+    assert lines == ["[1/6 | 1 done, 1 running, 0 failed | ETA 25s] magnitude density 0.1: test 80.00%",
+                     "[2/6 | 1 done, 2 running, 1 failed | ETA 20s] snip density 0.1: FAILED: boom",
+                     "[3/6 | 2 done, 2 running, 1 failed | ETA 20s] set density 0.1: test 70.00%"]
 
 
 def test_a_terminal_gets_a_bar_and_the_lines_above_it():
