@@ -129,10 +129,14 @@ def run(p: Plan, *, address: str | None = None, max_concurrent: int | None = Non
                 cpu=p.spec.resources.cpu, gpu=p.spec.resources.gpu, retries=p.spec.retries,
                 max_concurrent=max_concurrent or p.spec.max_concurrent, progress=progress)
         for start in range(0, len(p.missing), WAVE_SIZE):
+            wave = p.missing[start:start + WAVE_SIZE]
             ray_tune.run_wave(
-                p.missing[start:start + WAVE_SIZE], p.store, tune_dir=tune_dir, wave=f"wave-{time.time_ns()}",
+                wave, p.store, tune_dir=tune_dir, wave=f"wave-{time.time_ns()}",
                 resume_from=p.resume_from, cpu=p.spec.resources.cpu, gpu=p.spec.resources.gpu,
                 retries=p.spec.retries, max_concurrent=max_concurrent or p.spec.max_concurrent, progress=progress)
+            stored = set(p.store.read("trials", ["trial_id"])["trial_id"])
+            if any(trial_id(c) not in stored for c in wave):
+                break  # Tune stopped the wave (Ctrl-C, SIGTERM): so does the study
     finally:
         progress.close()
         if started:

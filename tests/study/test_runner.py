@@ -164,3 +164,27 @@ def test_optuna_search_writes_n_rows_and_a_resumed_search_continues(tmp_path, fa
     assert trials["density"].between(0.05, 0.5).all() and set(trials["criterion"]) <= {"magnitude", "snip"}
     study = optuna.load_study(study_name="o", storage=f"sqlite:///{tmp_path / 'o' / 'optuna.db'}")
     assert len(study.trials) == 4  # one Optuna study, continued
+
+
+@pytest.mark.parametrize("stopped", [False, True])
+def test_waves_run_in_turn_and_a_stopped_wave_ends_the_study(tmp_path, monkeypatch, stopped):
+    """Waves of WAVE_SIZE trials run one after another; one that Tune stopped (Ctrl-C, SIGTERM:
+    trials without a row) ends the study there. Tune is replaced by a stand-in that stores rows."""
+    from study.runners import ray_tune
+    from study.trial import trial_row, utc_now
+
+    waves = []
+
+    def fake_wave(configs, store, **kwargs):
+        waves.append(len(configs))
+        done = configs[:-1] if stopped else configs  # a stopped wave leaves its last trial unstored
+        store.append([trial_row(c, [], status="failed", started_at=utc_now()) for c in done], [], [])
+
+    monkeypatch.setattr("study.runner.WAVE_SIZE", 2)
+    monkeypatch.setattr(ray_tune, "run_wave", fake_wave)
+    monkeypatch.setattr(ray_tune, "start_ray", lambda *args: False)
+    monkeypatch.setattr(ray_tune, "describe_cluster", lambda: "Ray: stand-in")
+    spec = _spec(tmp_path, {"density": [0.1, 0.2, 0.3, 0.4, 0.5]})
+    run(plan(spec), log=lambda line: None)
+    assert waves == ([2] if stopped else [2, 2, 1])
+    assert len(plan(spec).missing) == (4 if stopped else 0)
