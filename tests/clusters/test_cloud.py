@@ -4,9 +4,7 @@ order, and the study it runs is a valid spec on storage every node sees."""
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import io
 import json
 import math
 import re
@@ -20,8 +18,9 @@ import ray
 import yaml
 from ray.autoscaler._private.util import prepare_config, validate_config
 
-from study.cli import _parser
 from study.spec import load
+
+from .cli_args import parse_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 CLOUD = ROOT / "clusters" / "cloud"
@@ -31,16 +30,6 @@ SCHEMA = json.loads((Path(ray.__file__).parent / "autoscaler" / "ray-schema.json
 @pytest.fixture(scope="module")
 def config() -> dict:
     return yaml.safe_load((CLOUD / "aws.yaml").read_text())
-
-
-def _cli(argv: list[str]):
-    """dst-study's own argument parser on argv; a renamed subcommand or flag fails here."""
-    err = io.StringIO()
-    try:
-        with contextlib.redirect_stderr(err):
-            return _parser().parse_args(argv)
-    except SystemExit:
-        pytest.fail(f"not a valid dst-study command: {shlex.join(['dst-study', *argv])}\n{err.getvalue()}")
 
 
 def _local(config: dict, remote: str) -> Path | None:
@@ -135,7 +124,7 @@ def test_commands_in_readme_and_config_are_real_and_point_at_the_study(config):
         commands.append(shlex.split(cmd, comments=True)[1:])
     assert len(commands) >= 6
     for argv in commands:
-        args = _cli(argv)
+        args = parse_cli(argv)
         if args.command in ("run", "resume"):
             assert args.address == "auto", argv  # else a private Ray on the GPU-less head
         if args.command == "run":

@@ -5,9 +5,7 @@ broken copy."""
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import io
 import math
 import re
 import shlex
@@ -18,8 +16,9 @@ import pytest
 import yaml
 from packaging.version import Version
 
-from study.cli import _parser
 from study.spec import parse
+
+from .cli_args import parse_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 KUBERAY = ROOT / "clusters" / "kuberay"
@@ -56,16 +55,6 @@ def docs() -> dict[str, dict]:
 @pytest.fixture(scope="module")
 def spec(docs):
     return parse(yaml.safe_load(docs["ConfigMap"]["data"]["study.yaml"]), "configmap.yaml")
-
-
-def _cli(argv: list[str]):
-    """dst-study's own argument parser on argv; a renamed subcommand or flag fails here."""
-    err = io.StringIO()
-    try:
-        with contextlib.redirect_stderr(err):
-            return _parser().parse_args(argv)
-    except SystemExit:
-        pytest.fail(f"not a valid dst-study command: {shlex.join(['dst-study', *argv])}\n{err.getvalue()}")
 
 
 def _pods(cluster_spec: dict) -> dict[str, dict]:
@@ -282,7 +271,7 @@ def _commands(text: str) -> list[list[str]]:
 def test_entrypoint_runs_the_mounted_spec_on_the_cluster(docs):
     argv = shlex.split(docs["RayJob"]["spec"]["entrypoint"])
     assert argv[0] == "dst-study"
-    args = _cli(argv[1:])
+    args = parse_cli(argv[1:])
     assert args.command == "run" and args.address == "auto"
     spec_path = PurePosixPath(args.spec)
     head = docs["RayJob"]["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]
@@ -295,7 +284,7 @@ def test_commands_in_readme_and_manifests_are_real_and_point_at_the_study(docs, 
     commands = _commands(text)
     assert len(commands) >= 8
     for argv in commands:
-        args = _cli(argv)
+        args = parse_cli(argv)
         if args.command in ("run", "resume"):
             # without --address dst-study starts a private Ray in the head pod, away from the GPUs
             assert args.address == "auto", argv
