@@ -45,7 +45,7 @@ from .spec import load as load_spec
 from .trial_id import trial_id
 from .render import FORMATS, print_comparison, print_frame
 from .store import STATUSES, TABLES, ParquetStore, StoreError, UnreadableFileWarning
-from .trial import history_rows, jaccard_rows, trial_row, utc_now
+from .trial import history_rows, jaccard_rows, trial_label, trial_row, utc_now
 
 __all__ = ["main"]
 
@@ -222,7 +222,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.dry_run:
         for c in p.missing:
             where = " (resumes from checkpoint)" if trial_id(c) in p.resume_from else ""
-            print(f"  run  {trial_id(c)}  {c.criterion}/{c.growth} density {c.density:g} seed {c.seed}{where}")
+            print(f"  run  {trial_id(c)}  {trial_label(c)}{where}")
         return 0
     run_study(p, address=args.address, max_concurrent=args.max_concurrent, num_cpus=args.num_cpus,
               num_gpus=args.num_gpus, verbose=args.verbose, log=lambda line: print(line, flush=True),

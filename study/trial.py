@@ -18,11 +18,16 @@ from dst_core import TrainConfig
 from .store.schema import METRICS
 from .trial_id import trial_id
 
-__all__ = ["git_commit", "history_rows", "jaccard_rows", "trial_row", "utc_now"]
+__all__ = ["git_commit", "history_rows", "jaccard_rows", "trial_label", "trial_row", "utc_now"]
 
 
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def trial_label(config: TrainConfig) -> str:
+    """The grid cell of a trial as progress lines and listings name it."""
+    return f"{config.criterion}/{config.growth} density {config.density:g} seed {config.seed}"
 
 
 @functools.cache

@@ -27,7 +27,7 @@ from dst_core import checkpoint as ckpt
 
 from ..progress import Progress
 from ..store import ParquetStore
-from ..trial import history_rows, jaccard_rows, trial_row, utc_now
+from ..trial import history_rows, jaccard_rows, trial_label, trial_row, utc_now
 from ..trial_id import trial_id
 
 __all__ = ["FAULT_ENV", "StoreWriter", "describe_cluster", "run_search", "run_wave", "start_ray", "stop_ray",
@@ -144,8 +144,7 @@ class StoreWriter(tune.Callback):
         what = (f"test {row['final_test_accuracy']:.2%}" if status == "completed"
                 else "FAILED: " + (error or "").strip().splitlines()[-1])
         self.progress.finished(
-            f"{cfg.criterion}/{cfg.growth} density {cfg.density:g} seed {cfg.seed}: {what} "
-            f"({row['wall_seconds'] or 0:.1f}s)", failed=status == "failed",
+            f"{trial_label(cfg)}: {what} ({row['wall_seconds'] or 0:.1f}s)", failed=status == "failed",
             running=sum(t.status == "RUNNING" for t in trials if t is not trial), seconds=row["wall_seconds"])
 
     def on_trial_complete(self, iteration, trials, trial, **info):
