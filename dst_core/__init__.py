@@ -6,13 +6,15 @@ density        fraction of active (unmasked) weights over all sparsified tensors
 n_active       number of active weights of a layer: ``n_active(size, density)``
 mask           boolean tensor, True = active; masked weights are exactly 0
 init           layer-wise density distribution: uniform, er, erk
-criterion      pruning (drop) score; higher = keep: magnitude, set, mest, snip, sensitivity,
-               reciprocal_sensitivity, random
+criterion      pruning (drop) score; higher = keep: magnitude, set, set_paper_code, mest, snip,
+               sensitivity, reciprocal_sensitivity, random
 growth         regrowth score; higher = grow first: random, gradient (RigL)
 drop_fraction  fraction of a layer's active weights removed at an update (p_t)
 schedule       drop fraction as a function of the step: constant, cosine, linear
 update_period  optimizer steps between topology updates (Delta T)
 scope          local (layer-wise) or global pruning
+update_order   where the update sits in an iteration: before_step, after_step, paper
+val_fraction   share of the training set held out for validation (the last examples)
 ITOP rate      fraction of all sparsified weights that were ever active
 
 Nothing here imports Ray, pandas or the ``study`` package: a run is ``train(config)``.
@@ -29,15 +31,22 @@ from .masks import MaskSet, n_active, select_top, sparsifiable
 from .models import MODELS, build_model
 from .schedules import SCHEDULES, UpdateSchedule, drop_schedule
 from .topology import TopologyUpdater, drop_and_grow
+from .summary import summarise
 from .trainer import Interrupted, Trainer, train
 
 __version__ = "0.1.0"
 
+# What a given config computes. Bump it when a fix changes the results of an existing config, so
+# results of different revisions are never pooled unawares (every result row records it).
+# 1: the first release. 2: a weight removed and regrown in one update keeps its value (and
+# everything else of issue 9: update order, grown momentum, validation split, set_paper_code).
+ALGORITHM_REVISION = 2
+
 __all__ = [
-    "CRITERIA", "DATASETS", "DENSITY", "GROWTH", "MODELS", "SCHEDULES",
+    "ALGORITHM_REVISION", "CRITERIA", "DATASETS", "DENSITY", "GROWTH", "MODELS", "SCHEDULES",
     "CheckpointMismatchError", "ConfigError", "DataBundle", "DatasetNotFoundError", "DstError",
     "Interrupted", "MaskSet", "TopologyUpdater", "TrainConfig", "Trainer", "UnknownNameError",
     "UpdateSchedule", "build_model", "drop_and_grow", "drop_schedule", "jaccard", "layer_counts",
     "layer_densities", "load_dataset", "n_active", "removal_overlap", "select_grow", "select_prune",
-    "select_top", "sparsifiable", "train",
+    "select_top", "sparsifiable", "summarise", "train",
 ]

@@ -20,7 +20,7 @@ from .growth import GROWTH
 from .models import MODELS
 from .registry import Registry, did_you_mean
 from .schedules import SCHEDULES
-from .topology import SCOPES
+from .topology import GROWN_MOMENTUM, SCOPES, UPDATE_ORDERS
 
 __all__ = ["TrainConfig", "RUN_ONLY_FIELDS"]
 
@@ -42,6 +42,8 @@ class TrainConfig:
     dataset: str = _field("registered dataset", "mnist1d")
     model: str = _field("registered model; empty = the dataset's default model", "")
     data_root: str | None = _field("folder holding file-based datasets (CIFAR, Fashion-MNIST, Higgs)")
+    val_fraction: float = _field("fraction of the training set held out for validation: its last images in "
+                                 "stored order (the paper's 0.1: CIFAR trains on the first 45,000)", 0.1)
     # sparsity
     density: float = _field("fraction of active weights over all sparsified tensors, in (0, 1]", 0.1)
     init: str = _field("layer-wise density distribution", "erk")
@@ -55,6 +57,11 @@ class TrainConfig:
     update_period: int = _field("optimizer steps between topology updates (the paper: 800 on CIFAR-10)", 100)
     stop_fraction: float = _field("no topology update after this fraction of training", 1.0)
     scope: str = _field("local (layer-wise) or global pruning", "local")
+    update_order: str = _field("where the topology update runs: before_step (update, step, mask), after_step "
+                               "(step, mask, update) or paper (after_step for magnitude, set, random; "
+                               "before_step for the rest, as the paper's code)", "paper")
+    grown_momentum: str = _field("optimizer state of a newly grown weight: keep what it gathered while inactive "
+                                 "(the paper's code) or zero (RigL)", "keep")
     # optimisation (the paper's defaults)
     epochs: int = _field("training epochs", 20)
     batch_size: int = _field("minibatch size", 128)
@@ -84,8 +91,14 @@ class TrainConfig:
         object.__setattr__(self, "criterion_params",
                            check_params(self.criterion, dict(self.criterion_params), "criterion_params"))
         object.__setattr__(self, "lr_milestones", tuple(self.lr_milestones))
-        if self.scope not in SCOPES:
-            raise ConfigError(f"scope: got {self.scope!r}; expected one of {', '.join(SCOPES)}")
+        choices_of = {"scope": SCOPES, "update_order": UPDATE_ORDERS, "grown_momentum": GROWN_MOMENTUM}
+        for key, choices in choices_of.items():
+            if getattr(self, key) not in choices:
+                raise ConfigError(f"{key}: got {getattr(self, key)!r}; expected one of {', '.join(choices)}")
+        _check(self, "val_fraction", float, 0, 1)
+        if self.val_fraction == 1:
+            raise ConfigError("val_fraction: got 1.0; expected a number >= 0 and < 1 (nothing would be left to "
+                              "train on)")
         _check(self, "drop_fraction", float, 0, 1)
         _check(self, "eta_min", float, 0, 1)
         _check(self, "stop_fraction", float, 0, 1)

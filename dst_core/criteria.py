@@ -6,13 +6,17 @@ are removed (:func:`dst_core.masks.top_indices`: ties to the lower flat index). 
 positions compete: the score is computed on the active entries alone (``mask`` is then all True),
 so no criterion multiplies by the mask. Hyper-parameters are keyword-only (MEST's ``gamma``).
 ``needs_grad`` tells the trainer whether the current minibatch gradient is required. A criterion
-whose removal is not "the k lowest scores" registers a ``select=`` function instead (SET).
+whose removal is not "the k lowest scores" registers a ``select=`` function instead (the two SETs).
+``paper_order`` says where the paper's code runs the topology update for this criterion (after or
+before the optimizer step; see :mod:`dst_core.topology`); ``exact_count=False`` marks the one rule
+that does not remove exactly ``k`` weights.
 
 ========================  ==========================  =========================================
 name                      score (higher = keep)       note
 ========================  ==========================  =========================================
 magnitude                 ``|w|``
 set                       sign split, see below       Mocanu et al. 2018
+set_paper_code            see below                   what the paper's runs called "SET"
 mest                      ``|w| + gamma |g|``         Yuan et al. 2021, gamma = 1 by default
 snip                      ``|w g|``                   Lee et al. 2019
 sensitivity               ``|g| / (|w| + eps)``
@@ -20,11 +24,21 @@ reciprocal_sensitivity    ``|w| / (|g| + eps)``
 random                    uniform in [0, 1)
 ========================  ==========================  =========================================
 
-SET removes the ``ceil(k/2)`` smallest non-negative weights and the ``floor(k/2)`` negative
-weights closest to zero; when one sign has too few active weights the rest comes from the other
-sign, so exactly ``k`` are removed. (The paper's code removes ``ceil(k/2)`` of each sign, i.e.
-``k + 1`` weights when ``k`` is odd; we keep the count exact.) Zero-valued active weights (freshly
-grown ones) count as non-negative, so they go first.
+``eps`` is 1e-8, as in the paper's code. Its extra ``+ 1`` and ``+ 1e-5`` terms only lift active
+scores above the zeros of inactive positions, which never compete here, so they are left out.
+
+``set`` is SET as published: remove the ``ceil(k/2)`` smallest non-negative weights and the
+``floor(k/2)`` negative weights closest to zero; when one sign has too few active weights the rest
+comes from the other sign, so exactly ``k`` are removed. Zero-valued active weights (freshly grown
+ones) count as non-negative, so they go first. (The paper's ``SET_fixed``, used only for its Jaccard
+analysis, removes ``ceil(k/2)`` of each sign: ``k + 1`` when ``k`` is odd.)
+
+``set_paper_code`` is the rule the paper's DST runs used under the name "SET"
+(``magnitude_and_negativity_prune``): with ``h = ceil(k/2)``, remove the ``h`` smallest positive
+weights, keep only the ``h - 1`` most negative weights (all other negative weights are removed), and
+remove active weights that are exactly 0. Since about half of the active weights are negative, it
+removes about half of all active weights at every update, whatever the drop fraction; the updater
+regrows as many as it removed. Use it to reproduce the paper's SET curves; ``set`` is the method.
 
 A new criterion is one function plus its ``@CRITERIA.register`` line; :func:`select_prune` is the
 public way to ask which positions a criterion removes from one layer.
@@ -44,13 +58,13 @@ from .registry import Registry, did_you_mean
 
 __all__ = ["CRITERIA", "EPS", "check_params", "prune_active", "select_prune"]
 
-EPS = 1e-12  # guards the divisions of sensitivity and reciprocal_sensitivity
+EPS = 1e-8  # guards the divisions of sensitivity and reciprocal_sensitivity (the paper's value)
 
 ScoreFn = Callable[..., Tensor]
 CRITERIA: Registry[ScoreFn] = Registry("criterion")
 
 
-@CRITERIA.register("magnitude", needs_grad=False, description="|w|")
+@CRITERIA.register("magnitude", needs_grad=False, paper_order="after_step", description="|w|")
 def magnitude(w: Tensor, g: Tensor | None, mask: Tensor, generator=None) -> Tensor:
     del g, mask, generator  # magnitude looks at weights only
     return w.abs()
@@ -69,7 +83,7 @@ def _select_set(w: Tensor, g: Tensor | None, k: int, generator=None) -> Tensor:
                       negative[top_indices(w[negative], take_neg)]])
 
 
-@CRITERIA.register("set", needs_grad=False, select=_select_set,
+@CRITERIA.register("set", needs_grad=False, select=_select_set, paper_order="after_step",
                    description="smallest positive and negative weights, half each (Mocanu et al. 2018)")
 def set_(w: Tensor, g: Tensor | None, mask: Tensor, generator=None) -> Tensor:
     """Ranking SET uses within each sign; its removal is the sign split of ``_select_set``."""
@@ -77,31 +91,56 @@ def set_(w: Tensor, g: Tensor | None, mask: Tensor, generator=None) -> Tensor:
     return w.abs()
 
 
-@CRITERIA.register("mest", needs_grad=True, description="|w| + gamma |g| (Yuan et al. 2021)")
+def _select_set_paper_code(w: Tensor, g: Tensor | None, k: int, generator=None) -> Tensor:
+    """The paper code's "SET" removal (module docstring): not ``k`` weights, about half of them."""
+    del g, generator
+    if k == 0:
+        return torch.zeros(0, dtype=torch.long, device=w.device)
+    h = (k + 1) // 2
+    positive = (w > 0).nonzero().squeeze(1)
+    negative = (w < 0).nonzero().squeeze(1)
+    zero = (w == 0).nonzero().squeeze(1)
+    drop_pos = positive[top_indices(w[positive], min(h, positive.numel()), largest=False)]
+    keep_neg = top_indices(w[negative], max(min(h, negative.numel()) - 1, 0), largest=False)
+    drop_neg = negative[indices_to_mask(keep_neg, negative.shape).logical_not().nonzero().squeeze(1)]
+    return torch.cat([drop_pos, drop_neg, zero])
+
+
+@CRITERIA.register("set_paper_code", needs_grad=False, select=_select_set_paper_code,
+                   paper_order="after_step", exact_count=False, description="the paper code's SET: removes about half the active weights")
+def set_paper_code(w: Tensor, g: Tensor | None, mask: Tensor, generator=None) -> Tensor:
+    """Ranking within each sign; the removal is ``_select_set_paper_code``."""
+    del g, mask, generator
+    return w.abs()
+
+
+@CRITERIA.register("mest", needs_grad=True, paper_order="before_step",
+                   description="|w| + gamma |g| (Yuan et al. 2021)")
 def mest(w: Tensor, g: Tensor, mask: Tensor, generator=None, *, gamma: float = 1.0) -> Tensor:
     del mask, generator
     return w.abs() + gamma * g.abs()
 
 
-@CRITERIA.register("snip", needs_grad=True, description="|w g| (Lee et al. 2019)")
+@CRITERIA.register("snip", needs_grad=True, paper_order="before_step", description="|w g| (Lee et al. 2019)")
 def snip(w: Tensor, g: Tensor, mask: Tensor, generator=None) -> Tensor:
     del mask, generator
     return (w * g).abs()
 
 
-@CRITERIA.register("sensitivity", needs_grad=True, description="|g| / |w|")
+@CRITERIA.register("sensitivity", needs_grad=True, paper_order="before_step", description="|g| / |w|")
 def sensitivity(w: Tensor, g: Tensor, mask: Tensor, generator=None) -> Tensor:
     del mask, generator
     return g.abs() / (w.abs() + EPS)
 
 
-@CRITERIA.register("reciprocal_sensitivity", needs_grad=True, description="|w| / |g|")
+@CRITERIA.register("reciprocal_sensitivity", needs_grad=True, paper_order="before_step",
+                   description="|w| / |g|")
 def reciprocal_sensitivity(w: Tensor, g: Tensor, mask: Tensor, generator=None) -> Tensor:
     del mask, generator
     return w.abs() / (g.abs() + EPS)
 
 
-@CRITERIA.register("random", needs_grad=False, description="uniformly random")
+@CRITERIA.register("random", needs_grad=False, paper_order="after_step", description="uniformly random")
 def random(w: Tensor, g: Tensor | None, mask: Tensor, generator=None) -> Tensor:
     del g, mask
     return torch.rand(w.shape, generator=generator, device=w.device)
@@ -122,7 +161,8 @@ def check_params(criterion: str, params: dict[str, Any], where: str = "criterion
 
 def select_prune(criterion: str, weight: Tensor, grad: Tensor | None, mask: Tensor, k: int,
                  generator: torch.Generator | None = None, **params: Any) -> Tensor:
-    """Boolean tensor of the ``k`` active positions that ``criterion`` removes from one layer.
+    """Boolean tensor of the ``k`` active positions that ``criterion`` removes from one layer
+    (``set_paper_code``: the positions its own rule removes for this ``k``).
 
     ``weight``, ``grad`` and ``mask`` have one shape. ``grad`` may be None for criteria with
     ``needs_grad=False``.

@@ -6,6 +6,8 @@ With initial drop fraction :math:`p_0`, final value :math:`\eta_{min}` (0.005 in
 * ``constant``: :math:`p_t = p_0`.
 * ``cosine`` (cosine annealing): :math:`p_t = \eta_{min} + (p_0 - \eta_{min}) (1 + \cos(\pi t / T)) / 2`.
 * ``linear``: :math:`p_t = p_0 + (\eta_{min} - p_0) \, t / T`.
+* ``linear_paper_code``: :math:`p_t = p_0 \cdot 0.99^{\lfloor t / 600 \rfloor}`, what the paper's code
+  runs under the name "linear" (its ``LinearDecay``); ``eta_min`` and ``T`` play no part.
 
 Topology updates happen at steps :math:`t = \Delta T, 2\Delta T, \dots` (``update_period``
 :math:`\Delta T`, counted in optimizer steps already taken) while :math:`t < f_{stop} T`.
@@ -65,6 +67,13 @@ class Cosine(DropSchedule):
 class Linear(DropSchedule):
     def __call__(self, step: int) -> float:
         return self.initial + (self.eta_min - self.initial) * self.progress(step)
+
+
+@SCHEDULES.register("linear_paper_code", description="p_0 x 0.99 every 600 steps (the paper code's 'linear')")
+@dataclass(frozen=True)
+class LinearPaperCode(DropSchedule):
+    def __call__(self, step: int) -> float:
+        return self.initial * 0.99 ** (max(step, 0) // 600)
 
 
 def drop_schedule(name: str, initial: float, total_steps: int, eta_min: float = 0.005) -> DropSchedule:

@@ -5,15 +5,23 @@ At an update after :math:`t` optimizer steps, with drop fraction :math:`p_t` fro
 1. **Drop.** ``local`` scope: in each layer remove :math:`k_l = \lceil p_t a_l \rceil` of its
    :math:`a_l` active weights, those with the lowest criterion score. ``global`` scope: remove
    :math:`k = \lceil p_t \sum_l a_l \rceil` lowest-scoring weights over all layers at once.
+   (``set_paper_code`` alone removes its own count; see :mod:`dst_core.criteria`.)
 2. **Grow.** In each layer activate exactly as many inactive positions as were removed there,
    those with the highest growth score. Positions removed in this same update are eligible.
-3. Dropped and grown weights are set to 0 and their optimizer state (momentum) to 0, so a grown
-   weight starts from zero. The density after an update equals the density before it, exactly.
+3. **Apply once.** Only the new mask is applied, as in the paper's code and RigL: a weight removed
+   and regrown in the same update keeps its value and optimizer state (so an update of a layer that
+   ERK made dense changes nothing); a removed weight that is not regrown is set to 0; a grown
+   weight that was inactive is 0 already. The optimizer state of a newly grown weight is the
+   momentum it gathered while inactive (gradients reach masked weights), as in the paper's code
+   (``grown_momentum="keep"``), or 0 as in RigL (``"zero"``). Removed weights keep their optimizer
+   state, as in both references. The density after an update equals the density before, exactly.
 
-Scores see the weights and the gradient of the current minibatch **before** that iteration's
-optimizer step (the trainer calls :meth:`TopologyUpdater.maybe_update` between ``backward`` and
-``optimizer.step``). Random draws come from generators seeded by (trial seed, step, layer), so an
-update is a pure function of the state and a resumed run repeats it exactly.
+Where the update sits in an iteration (:data:`UPDATE_ORDERS`, see :func:`resolve_order`):
+``before_step`` runs it between ``backward`` and ``optimizer.step`` (the paper's order for MEST,
+SNIP, Sensitivity and ReciprocalSensitivity); ``after_step`` runs it after the step and the mask
+(the paper's order for magnitude, SET and Random); ``paper`` picks per criterion. Either way the
+scores see this minibatch's gradient. Random draws come from generators seeded by (trial seed,
+step, layer), so an update is a pure function of the state and a resumed run repeats it exactly.
 """
 
 from __future__ import annotations
@@ -32,10 +40,19 @@ from .growth import GROWTH, grow_indices
 from .masks import MaskSet, indices_to_mask
 from .schedules import DropSchedule, UpdateSchedule
 
-__all__ = ["SCOPES", "TopologyUpdater", "UpdateStats", "derive_generator", "drop_and_grow", "n_drop",
-           "plan_update", "select_removals"]
+__all__ = ["GROWN_MOMENTUM", "SCOPES", "TopologyUpdater", "UPDATE_ORDERS", "UpdateStats", "derive_generator",
+           "drop_and_grow", "n_drop", "plan_update", "resolve_order", "select_removals"]
 
 SCOPES = ("global", "local")
+UPDATE_ORDERS = ("paper", "before_step", "after_step")
+GROWN_MOMENTUM = ("keep", "zero")
+
+
+def resolve_order(order: str, criterion: str) -> str:
+    """``before_step`` or ``after_step``: where ``criterion``'s update runs under ``order``."""
+    if order not in UPDATE_ORDERS:
+        raise ConfigError(f"update_order: got {order!r}; expected one of {', '.join(UPDATE_ORDERS)}")
+    return CRITERIA.get(criterion).paper_order if order == "paper" else order
 
 
 def n_drop(active: int, drop_fraction: float) -> int:
@@ -122,11 +139,11 @@ class UpdateStats:
 
 @dataclass
 class TopologyUpdater:
-    """Runs :func:`drop_and_grow` on a model's weights at the scheduled steps.
+    """Runs :func:`plan_update` on a model's weights at the scheduled steps (module docstring).
 
-    ``params`` are the sparsified parameters by name, ``masks`` their :class:`MaskSet`; the
-    ``optimizer``'s per-parameter state tensors of the weight's shape are reset where weights are
-    dropped or grown.
+    ``params`` are the sparsified parameters by name, ``masks`` their :class:`MaskSet`. With
+    ``grown_momentum="zero"`` the ``optimizer``'s per-parameter state tensors of the weight's shape
+    are reset at newly grown positions; nothing else of the optimizer is touched.
     """
 
     params: Mapping[str, torch.nn.Parameter]
@@ -139,6 +156,7 @@ class TopologyUpdater:
     scope: str = "local"
     seed: int = 0
     criterion_params: Mapping[str, Any] = field(default_factory=dict)
+    grown_momentum: str = "keep"
     n_updates: int = 0  # updates done so far (state)
 
     def __post_init__(self):
@@ -147,6 +165,9 @@ class TopologyUpdater:
         if self.scope not in SCOPES:
             raise ConfigError(f"scope: got {self.scope!r}; expected one of {', '.join(SCOPES)}")
         self.criterion_params = check_params(self.criterion, dict(self.criterion_params))
+        if self.grown_momentum not in GROWN_MOMENTUM:
+            raise ConfigError(f"grown_momentum: got {self.grown_momentum!r}; "
+                              f"expected one of {', '.join(GROWN_MOMENTUM)}")
 
     @property
     def needs_grad(self) -> bool:
@@ -167,12 +188,13 @@ class TopologyUpdater:
                            scope=self.scope, seed=self.seed, step=step, criterion_params=self.criterion_params)
         for name, w in self.params.items():
             new, removed, grown = plan[name]
-            flat = w.view(-1)
-            flat[removed] = 0  # dropped weights leave; grown ones (re)start at 0 with no momentum
-            flat[grown] = 0
-            for value in self.optimizer.state.get(w, {}).values():
-                if isinstance(value, Tensor) and value.shape == w.shape:
-                    value.view(-1)[grown] = 0
+            old = self.masks[name].view(-1)
+            w.mul_(new.view(torch.uint8))  # the one mask application: only removed-and-not-regrown weights change
+            if self.grown_momentum == "zero":
+                fresh = grown[~old[grown]]  # newly grown; a removed-and-regrown weight keeps its state
+                for value in self.optimizer.state.get(w, {}).values():
+                    if isinstance(value, Tensor) and value.shape == w.shape:
+                        value.view(-1)[fresh] = 0
             self.masks.set(name, new)
         self.n_updates += 1
         if any(w.is_cuda for w in weights.values()):

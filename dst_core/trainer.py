@@ -7,8 +7,11 @@ stopped. A resumed run ends with bit-identical weights, masks and metrics to an 
 on the same device: data order, augmentation and mask draws use generators derived from
 (seed, epoch or step), and everything else that carries state is in the checkpoint.
 
-One iteration: forward, backward, topology update (at scheduled steps, on this minibatch's
-gradient), optimizer step, masks re-applied so masked weights are exactly 0.
+One iteration: forward, backward, optimizer step, masks re-applied so masked weights are exactly
+0; at scheduled steps the topology update runs on this minibatch's gradient, before the optimizer
+step or after the mask (``update_order``, see :mod:`dst_core.topology`). After each epoch the model
+is evaluated on the held-out validation images (``val_fraction``) and on the test set;
+:func:`dst_core.summary.summarise` picks the epoch a run reports.
 """
 
 from __future__ import annotations
@@ -27,13 +30,13 @@ from .config import TrainConfig
 from .criteria import CRITERIA
 from .data import load_dataset
 from .density import layer_counts
-from .errors import DstError
+from .errors import ConfigError, DstError
 from .masks import MaskSet, sparsifiable
 from .models import build_model
 from .schedules import UpdateSchedule, drop_schedule
-from .topology import TopologyUpdater, derive_generator
+from .topology import TopologyUpdater, derive_generator, resolve_order
 
-__all__ = ["Interrupted", "Trainer", "resolve_device", "train"]
+__all__ = ["Interrupted", "Trainer", "n_kept_for_training", "resolve_device", "train"]
 
 # stream ids for derive_generator, so no two kinds of draw share a generator
 _MASK_INIT, _DATA_ORDER, _AUGMENT = -2, -3, -4
@@ -52,6 +55,15 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def n_kept_for_training(n: int, val_fraction: float) -> int:
+    """Training examples left after holding out ``val_fraction``: the paper's ``floor((1 - f) n)``."""
+    kept = math.floor(round((1 - val_fraction) * n, 6))
+    if val_fraction > 0 and not 0 < kept < n:
+        raise ConfigError(f"val_fraction: {val_fraction} of {n} training examples leaves {kept} to train on "
+                          f"and {n - kept} to validate; expected both to be at least 1")
+    return kept
+
+
 def _loss_and_correct(out: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean loss and number of correct predictions; one output column means a binary task."""
     if out.shape[-1] == 1:
@@ -68,7 +80,9 @@ class Trainer:
         self.config = cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
         self.device = resolve_device(cfg.device)
         self.data = load_dataset(cfg.dataset, cfg.data_root)
-        self.train_x, self.train_y = self.data.train_x.to(self.device), self.data.train_y.to(self.device)
+        n_train = n_kept_for_training(len(self.data.train_y), cfg.val_fraction)
+        self.train_x, self.train_y = (t[:n_train].to(self.device) for t in (self.data.train_x, self.data.train_y))
+        self.val_x, self.val_y = (t[n_train:].to(self.device) for t in (self.data.train_x, self.data.train_y))
         self.test_x, self.test_y = self.data.test_x.to(self.device), self.data.test_y.to(self.device)
         rng.seed_everything(cfg.seed)
         self.model = build_model(cfg.model, self.data.input_shape, self.data.num_classes).to(self.device)
@@ -89,7 +103,8 @@ class Trainer:
                 self.params, self.masks, self.optimizer, cfg.criterion, cfg.growth,
                 drop_schedule(cfg.schedule, cfg.drop_fraction, self.total_steps, cfg.eta_min),
                 UpdateSchedule(cfg.update_period, math.floor(cfg.stop_fraction * self.total_steps)),
-                cfg.scope, cfg.seed, cfg.criterion_params)
+                cfg.scope, cfg.seed, cfg.criterion_params, cfg.grown_momentum)
+        self.update_order = resolve_order(cfg.update_order, cfg.criterion)
         # position and progress (all in the checkpoint)
         self.epoch = 0  # epochs completed
         self.batch = 0  # batches completed in the current epoch
@@ -141,6 +156,7 @@ class Trainer:
             self.batch += 1
         self.batch, self.epoch = 0, self.epoch + 1
         run, self._running = self._running, self._zero_running()
+        val_loss, val_acc = self.evaluate(self.val_x, self.val_y) if len(self.val_y) else (None, None)
         test_loss, test_acc = self.evaluate()
         sparse = self.masks is not None
         metrics = {
@@ -149,6 +165,8 @@ class Trainer:
             "lr": lr,
             "train_loss": float(run["loss_sum"]) / max(run["count"], 1),
             "train_accuracy": float(run["correct"]) / max(run["count"], 1),
+            "val_loss": val_loss,
+            "val_accuracy": val_acc,
             "test_loss": test_loss,
             "test_accuracy": test_acc,
             "density": self.masks.density() if sparse else 1.0,
@@ -177,19 +195,25 @@ class Trainer:
         loss, correct = _loss_and_correct(self.model(x), y)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if self.updater is not None:
-            stats = self.updater.maybe_update(self.step)
-            if stats is not None:
-                self._running["n_updates"] += 1
-                self._running["update_seconds"] += stats.seconds
+        if self.update_order == "before_step":
+            self._maybe_update()
         self.optimizer.step()
         if self.masks is not None:
             self.masks.apply_(self.params)
         self.step += 1
+        if self.update_order == "after_step":
+            self._maybe_update()
         run = self._running
         run["loss_sum"] += loss.detach().double() * len(y)  # stays on the device: no sync per step
         run["correct"] += correct
         run["count"] += len(y)
+
+    def _maybe_update(self) -> None:
+        """The topology update due after ``self.step`` optimizer steps, if any."""
+        stats = self.updater.maybe_update(self.step) if self.updater is not None else None
+        if stats is not None:
+            self._running["n_updates"] += 1
+            self._running["update_seconds"] += stats.seconds
 
     def _zero_running(self) -> dict[str, Any]:
         zero = lambda dtype: torch.zeros((), dtype=dtype, device=self.device)  # noqa: E731
@@ -197,18 +221,20 @@ class Trainer:
                 "n_updates": 0, "update_seconds": 0.0}
 
     @torch.no_grad()
-    def evaluate(self) -> tuple[float, float]:
-        """Mean loss and accuracy on the test set."""
+    def evaluate(self, xs: torch.Tensor | None = None, ys: torch.Tensor | None = None) -> tuple[float, float]:
+        """Mean loss and accuracy on ``xs, ys``, the test set by default (never augmented)."""
+        xs, ys = (self.test_x, self.test_y) if xs is None else (xs, ys)
         self.model.eval()
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         correct = torch.zeros((), dtype=torch.int64, device=self.device)
-        for i in range(0, len(self.test_y), self.config.eval_batch_size):
-            x, y = self.test_x[i:i + self.config.eval_batch_size], self.test_y[i:i + self.config.eval_batch_size]
+        batch = self.config.eval_batch_size
+        for i in range(0, len(ys), batch):
+            x, y = xs[i:i + batch], ys[i:i + batch]
             loss, c = _loss_and_correct(self.model(x), y)
             loss_sum += loss.double() * len(y)
             correct += c
         self.model.train()
-        n = len(self.test_y)
+        n = len(ys)
         return float(loss_sum) / n, float(correct) / n
 
     def state_dict(self) -> dict[str, Any]:

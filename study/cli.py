@@ -144,8 +144,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _format_epoch(m: dict[str, Any], epochs: int) -> str:
+    val = "" if m["val_accuracy"] is None else f"val {m['val_accuracy']:6.2%}  "
     return (f"epoch {m['epoch']:>{len(str(epochs))}}/{epochs}  loss {m['train_loss']:.4f}  "
-            f"train {m['train_accuracy']:6.2%}  test {m['test_accuracy']:6.2%}  density {m['density']:.4f}  "
+            f"train {m['train_accuracy']:6.2%}  {val}test {m['test_accuracy']:6.2%}  density {m['density']:.4f}  "
             f"drop {m['drop_fraction']:.3f}  itop {m['itop_rate']:.3f}  updates {m['n_updates']}  "
             f"{m['epoch_seconds']:.2f}s")
 
@@ -153,7 +154,7 @@ def _format_epoch(m: dict[str, Any], epochs: int) -> str:
 def _final(history: list[dict[str, Any]], config: TrainConfig) -> dict[str, Any]:
     final = {k: v for k, v in history[-1].items() if k != "jaccard"}
     final["epochs"] = final.pop("epoch")
-    final["best_test_accuracy"] = max(m["test_accuracy"] for m in history)
+    final.update(dst_core.summarise(history))
     final["config"] = config.to_dict()
     return final
 
@@ -196,7 +197,10 @@ def _train(args: argparse.Namespace) -> int:
         store.append([row], history_rows(config, trainer.history), jaccard_rows(config, trainer.history))
         print(f"trial {row['trial_id']} written to {args.results}", file=log)
     final = _final(trainer.history, config)
-    print(f"final: test accuracy {final['test_accuracy']:.2%} (best {final['best_test_accuracy']:.2%}), "
+    selected = final["test_accuracy_at_best_val"]
+    at_best_val = "" if selected is None else \
+        f" ({selected:.2%} at epoch {final['best_val_epoch']}, the best validation accuracy)"
+    print(f"final: test accuracy {final['test_accuracy']:.2%}{at_best_val}, "
           f"density {final['density']:.4f}, ITOP {final['itop_rate']:.3f}", file=log)
     if args.json:
         print(json.dumps(final))

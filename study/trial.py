@@ -50,27 +50,18 @@ def trial_row(config: TrainConfig, history: Sequence[dict[str, Any]], *, status:
     row: dict[str, Any] = {"trial_id": trial_id(config), "status": status}
     for key, value in config.to_dict().items():
         row[key] = json.dumps(value, sort_keys=True) if isinstance(value, dict) else value
-    if history:
-        final = history[-1]
-        best = max(history, key=lambda m: m["test_accuracy"])
-        row.update(
-            epochs_done=final["epoch"], final_test_accuracy=final["test_accuracy"],
-            best_test_accuracy=best["test_accuracy"], best_epoch=best["epoch"],
-            final_test_loss=final["test_loss"], final_train_accuracy=final["train_accuracy"],
-            final_train_loss=final["train_loss"], final_density=final["density"],
-            final_itop_rate=final["itop_rate"], update_seconds=sum(m["update_seconds"] for m in history))
-    else:
-        row["epochs_done"] = 0
+    row.update(dst_core.summarise(history))
     row.update(
         resumed_from=resumed_from, wall_seconds=wall_seconds, host=host or socket.gethostname(), device_used=device_used,
-        dst_study_version=dst_core.__version__, torch_version=torch.__version__, git_commit=git_commit(),
+        dst_study_version=dst_core.__version__, algorithm_revision=dst_core.ALGORITHM_REVISION,
+        torch_version=torch.__version__, git_commit=git_commit(),
         started_at=started_at, ended_at=ended_at, error=error)
     return row
 
 
 def history_rows(config: TrainConfig, history: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     tid = trial_id(config)
-    return [{"trial_id": tid, **{k: m[k] for k in METRICS}} for m in history]
+    return [{"trial_id": tid, **{k: m.get(k) for k in METRICS}} for m in history]  # older runs lack some
 
 
 def jaccard_rows(config: TrainConfig, history: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -46,6 +46,7 @@ CONFIG_COLUMNS = {f.name: _arrow_type(_HINTS[f.name]) for f in dataclasses.field
 METRICS = {
     "epoch": pa.int64(), "step": pa.int64(), "lr": pa.float64(),
     "train_loss": pa.float64(), "train_accuracy": pa.float64(),
+    "val_loss": pa.float64(), "val_accuracy": pa.float64(),
     "test_loss": pa.float64(), "test_accuracy": pa.float64(),
     "density": pa.float64(), "drop_fraction": pa.float64(), "itop_rate": pa.float64(),
     "n_updates": pa.int64(), "update_seconds": pa.float64(), "epoch_seconds": pa.float64(),
@@ -58,13 +59,16 @@ TRIALS = pa.schema(
     + list(CONFIG_COLUMNS.items())
     + [
         ("epochs_done", pa.int64()),
-        ("final_test_accuracy", pa.float64()), ("best_test_accuracy", pa.float64()),
-        ("best_epoch", pa.int64()), ("final_test_loss", pa.float64()),
+        ("final_test_accuracy", pa.float64()), ("test_accuracy_at_best_val", pa.float64()),
+        ("best_val_accuracy", pa.float64()), ("best_val_epoch", pa.int64()),
+        ("final_val_accuracy", pa.float64()),
+        ("best_test_accuracy", pa.float64()), ("best_epoch", pa.int64()), ("final_test_loss", pa.float64()),
         ("final_train_accuracy", pa.float64()), ("final_train_loss", pa.float64()),
         ("final_density", pa.float64()), ("final_itop_rate", pa.float64()),
         ("resumed_from", pa.int64()), ("wall_seconds", pa.float64()), ("update_seconds", pa.float64()),
         ("host", pa.string()), ("device_used", pa.string()),
-        ("dst_study_version", pa.string()), ("torch_version", pa.string()), ("git_commit", pa.string()),
+        ("dst_study_version", pa.string()), ("algorithm_revision", pa.int64()), ("torch_version", pa.string()),
+        ("git_commit", pa.string()),
         ("started_at", _TIME), ("ended_at", _TIME), ("error", pa.string()),
     ]
 )

@@ -82,6 +82,37 @@ def test_random_is_uniform_over_active_and_seeded():
     assert removed("random", generator=g1) == removed("random", generator=g2)
 
 
+def test_set_paper_code_hand_computed():
+    #                  0     1    2     3    4    5     6      7    8     9
+    w = torch.tensor([0.3, -0.5, 0.1, -0.2, 0.0, 0.4, -0.9, -0.05, 0.2, -0.3])
+    every = torch.ones(10, dtype=torch.bool)
+    # k=4, h=2: the 2 smallest positives (2, 8); of the negatives only the h-1 = 1 most negative (6)
+    # stays, so 1, 3, 7, 9 go; the active zero (4) goes too: 7 of 10 removed, not 4
+    assert removed("set_paper_code", 4, w, None, every) == [1, 2, 3, 4, 7, 8, 9]
+    # k=1, h=1: the smallest positive (2) and every negative and zero
+    assert removed("set_paper_code", 1, w, None, every) == [1, 2, 3, 4, 6, 7, 9]
+    assert removed("set_paper_code", 0, w, None, every) == []
+    # inactive positions never compete: with 6 masked, the most negative active one (1) is kept
+    mask = every.clone()
+    mask[6] = False
+    assert removed("set_paper_code", 4, w, None, mask) == [2, 3, 4, 7, 8, 9]
+
+
+def test_set_paper_code_is_the_paper_codes_threshold_rule():
+    # the paper's magnitude_and_negativity_prune keeps w > t_pos (t_pos: the h-th smallest positive)
+    # and w < t_neg (t_neg: the h-th most negative); on tie-free data the removals must agree
+    torch.manual_seed(3)
+    w = torch.randn(400)
+    for k in (1, 2, 7, 40, 199):
+        h = (k + 1) // 2
+        t_pos = w[w > 0].sort().values[h - 1]
+        t_neg = w[w < 0].sort().values[h - 1]
+        keep = (w > t_pos) | (w < t_neg)
+        expected = (~keep).nonzero().flatten().tolist()
+        assert removed("set_paper_code", k, w, None, torch.ones(400, dtype=torch.bool)) == expected
+        assert len(expected) > 400 // 2 - h  # about half of all weights, whatever k is
+
+
 @pytest.mark.parametrize("name", CRITERIA.names())
 def test_contract_exact_count_only_active_inputs_untouched(name):
     torch.manual_seed(1)
@@ -90,7 +121,8 @@ def test_contract_exact_count_only_active_inputs_untouched(name):
     w_copy, g_copy, m_copy = w.clone(), g.clone(), mask.clone()
     out = select_prune(name, w, g, mask, 37, torch.Generator().manual_seed(0))
     assert out.dtype == torch.bool and out.shape == w.shape
-    assert int(out.sum()) == 37 and not (out & ~mask).any()
+    exact = CRITERIA.get(name).meta.get("exact_count", True)
+    assert (int(out.sum()) == 37) == exact and not (out & ~mask).any()
     assert torch.equal(w, w_copy) and torch.equal(g, g_copy) and torch.equal(mask, m_copy)
     again = select_prune(name, w, g, mask, 37, torch.Generator().manual_seed(0))
     assert torch.equal(out, again)

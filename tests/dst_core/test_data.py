@@ -19,7 +19,7 @@ import dst_core.data as data_pkg
 import dst_core.data.higgs as higgs_mod
 import dst_core.data.mnist1d as mnist1d_mod
 from dst_core.data import DATASETS, DataBundle, load_dataset
-from dst_core.errors import DatasetNotFoundError, UnknownNameError
+from dst_core.errors import ConfigError, DatasetNotFoundError, UnknownNameError
 from dst_core.models import MODELS
 
 
@@ -132,7 +132,7 @@ def test_cifar10_loads_fake_batches(tmp_path: Path) -> None:
     # first pixel of image 0 round-trips through the normalisation
     with open(tmp_path / "cifar-10-batches-py" / "data_batch_1", "rb") as f:
         raw = pickle.load(f)[b"data"]
-    expected = (raw[0, 0] / 255.0 - 0.4914) / 0.2470
+    expected = (raw[0, 0] / 255.0 - 0.4914) / 0.2023  # the paper code's std
     assert float(b.train_x[0, 0, 0, 0]) == pytest.approx(expected, abs=1e-5)
 
 
@@ -276,3 +276,47 @@ def test_higgs_too_short_and_missing(tmp_path: Path) -> None:
         load_dataset("higgs", tmp_path / "empty")
     msg = str(err.value)
     assert str(tmp_path / "empty") in msg and "HIGGS.csv.gz" in msg and "higgs.npz" in msg
+
+
+def test_crop_flip_reflect_padding_is_a_crop_of_the_reflected_image() -> None:
+    from dst_core.data.cifar import CropFlip
+
+    x = torch.randn(6, 2, 5, 5)
+    p = 2
+    out = CropFlip(fill=None, pad=p)(x, torch.Generator().manual_seed(3))
+    padded = torch.nn.functional.pad(x, (p, p, p, p), mode="reflect")
+    for i in range(len(x)):
+        crops = [padded[i, :, dy:dy + 5, dx:dx + 5] for dy in range(2 * p + 1) for dx in range(2 * p + 1)]
+        candidates = crops + [c.flip(-1) for c in crops]
+        assert any(torch.equal(out[i], c) for c in candidates)
+
+
+def test_cifar10_pads_by_reflection_cifar100_with_black(tmp_path: Path) -> None:
+    write_cifar10(tmp_path)
+    assert load_dataset("cifar10", tmp_path).augment.fill is None
+    from dst_core.data.cifar import CIFAR100_MEAN, CIFAR100_STD
+    base = tmp_path / "cifar-100-python"
+    base.mkdir()
+    for name in ("train", "test"):
+        with open(base / name, "wb") as f:
+            pickle.dump({b"data": np.zeros((2, 3072), dtype=np.uint8), b"fine_labels": [0, 1]}, f)
+    fill = load_dataset("cifar100", tmp_path).augment.fill
+    assert fill == pytest.approx(tuple(-m / s for m, s in zip(CIFAR100_MEAN, CIFAR100_STD)))
+
+
+def test_validation_split_is_the_last_images_of_the_training_set(tmp_path: Path) -> None:
+    from dst_core.trainer import Trainer, n_kept_for_training
+
+    assert n_kept_for_training(50_000, 0.1) == 45_000  # the paper's CIFAR split
+    assert n_kept_for_training(4000, 0.1) == 3600 and n_kept_for_training(4000, 0.0) == 4000
+    write_cifar10(tmp_path, n=10)  # 50 training images
+    b = load_dataset("cifar10", tmp_path)
+    cfg = dict(dataset="cifar10", data_root=str(tmp_path), epochs=2, batch_size=16, device="cpu", density=0.05)
+    t = Trainer(dict(cfg, val_fraction=0.1))
+    assert torch.equal(t.train_x, b.train_x[:45]) and torch.equal(t.val_x, b.train_x[45:])
+    assert torch.equal(t.val_y, b.train_y[45:]) and t.steps_per_epoch == 3
+    history = list(t.epochs())
+    assert all(m["val_accuracy"] in {i / 5 for i in range(6)} for m in history)
+    assert Trainer(dict(cfg, val_fraction=0.0)).val_y.numel() == 0
+    with pytest.raises(ConfigError, match="val_fraction: 1e-09 of 50 training examples leaves 50 .* and 0"):
+        Trainer(dict(cfg, val_fraction=1e-9))  # nothing left to validate on

@@ -25,6 +25,12 @@ def test_linear_start_middle_end():
     assert [s(0), s(50), s(100)] == pytest.approx([0.5, 0.25, 0.0])
 
 
+def test_linear_paper_code_steps_down_by_one_percent_every_600_steps():
+    s = drop_schedule("linear_paper_code", 0.5, 35_200, eta_min=0.3)  # eta_min and T play no part
+    assert [s(0), s(599), s(600), s(1199), s(1200)] == pytest.approx([0.5, 0.5, 0.495, 0.495, 0.49005])
+    assert s(35_200) == pytest.approx(0.5 * 0.99 ** 58)
+
+
 @pytest.mark.parametrize("name", SCHEDULES.names())
 def test_schedules_are_pure_and_in_range(name):
     s = drop_schedule(name, 0.4, 300)

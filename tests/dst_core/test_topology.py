@@ -45,16 +45,16 @@ def test_global_scope_ranks_across_layers():
     assert {n: int(x.sum()) for n, x in local.items()} == {"a": 2, "b": 2}
 
 
-def _setup(criterion, growth, scope, density=0.3, p=0.4):
+def _setup(criterion, growth, scope, density=0.3, p=0.4, grown_momentum="keep", init="erk"):
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(20, 30), nn.ReLU(), nn.Linear(30, 30), nn.ReLU(), nn.Linear(30, 5))
     params = sparsifiable(model)
-    counts = layer_counts({n: tuple(w.shape) for n, w in params.items()}, density, "erk")
+    counts = layer_counts({n: tuple(w.shape) for n, w in params.items()}, density, init)
     masks = MaskSet.from_counts(params, counts, torch.Generator().manual_seed(0))
     masks.apply_(params)
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
     updater = TopologyUpdater(params, masks, opt, criterion, growth, drop_schedule("constant", p, 1000),
-                              UpdateSchedule(5, 1000), scope, seed=3)
+                              UpdateSchedule(5, 1000), scope, seed=3, grown_momentum=grown_momentum)
     x, y = torch.randn(64, 20), torch.randint(0, 5, (64,))
 
     def step(t):
@@ -67,43 +67,88 @@ def _setup(criterion, growth, scope, density=0.3, p=0.4):
     return model, params, masks, opt, updater, counts, step
 
 
-@pytest.mark.parametrize("criterion,growth,scope",
-                         list(itertools.product(CRITERIA.names(), GROWTH.names(), ["local", "global"])))
-def test_updater_keeps_exact_counts_zeroes_grown_weights_and_momentum(criterion, growth, scope):
-    model, params, masks, opt, updater, counts, step = _setup(criterion, growth, scope)
+def _update_by_hand(model, masks, opt, updater, step):
+    """Four ordinary steps, then the state just before the update at step 5, and its stats."""
     for t in range(1, 5):
         assert step(t) is None
-    before = {n: m.clone() for n, m in masks.items()}
-    active_before = masks.n_active()
-    # run the update by hand at step 5 to inspect the state between update and optimizer step
     opt.zero_grad()
     x, y = torch.randn(64, 20), torch.randint(0, 5, (64,))
     nn.functional.cross_entropy(model(x), y).backward()
-    stats = updater.maybe_update(5)
+    params = updater.params
+    before = {n: (m.clone(), params[n].detach().clone(), opt.state[params[n]]["momentum_buffer"].clone())
+              for n, m in masks.items()}
+    return before, updater.maybe_update(5)
+
+
+@pytest.mark.parametrize("criterion,growth,scope,grown_momentum", list(itertools.product(
+    CRITERIA.names(), GROWTH.names(), ["local", "global"], ["keep", "zero"])))
+def test_update_keeps_counts_and_changes_only_dropped_weights(criterion, growth, scope, grown_momentum):
+    model, params, masks, opt, updater, counts, step = _setup(criterion, growth, scope, grown_momentum=grown_momentum)
+    before, stats = _update_by_hand(model, masks, opt, updater, step)
     assert stats is not None and stats.step == 5
-    assert masks.n_active() == active_before == counts  # density unchanged, exactly
-    total_active = sum(active_before.values())
-    if scope == "local":
-        assert stats.n_removed == {n: math.ceil(0.4 * a) for n, a in active_before.items()}
-    else:
-        assert stats.total_removed == math.ceil(0.4 * total_active)
+    assert masks.n_active() == counts  # density unchanged, exactly
+    active_before = {n: int(m.sum()) for n, (m, _, _) in before.items()}
+    if CRITERIA.get(criterion).meta.get("exact_count", True):
+        if scope == "local":
+            assert stats.n_removed == {n: math.ceil(0.4 * a) for n, a in active_before.items()}
+        else:
+            assert stats.total_removed == math.ceil(0.4 * sum(active_before.values()))
     for name, w in params.items():
-        new, old = masks[name], before[name]
-        grown = new & ~old  # (positions removed and regrown in this update are in new & old)
-        assert int(grown.sum()) <= stats.n_removed[name]
-        assert torch.all(w[~new] == 0) and torch.all(w[grown] == 0)
-        buf = opt.state[w]["momentum_buffer"]
-        assert torch.all(buf[grown] == 0)
-        # every grown weight (including removed-and-regrown ones) restarts at 0 with momentum 0;
-        # survivors are non-zero after four steps
-        assert int((w[new] == 0).sum()) == stats.n_removed[name]
-        assert int((buf[new] == 0).sum()) == stats.n_removed[name]
-        assert int((old & ~new).sum()) == int(grown.sum())
+        old, w0, buf0 = before[name]
+        new, buf = masks[name], opt.state[w]["momentum_buffer"]
+        dropped, grown, kept = old & ~new, new & ~old, old & new  # kept includes removed-and-regrown
+        assert int(dropped.sum()) == int(grown.sum()) <= stats.n_removed[name]
+        assert torch.all(w[dropped] == 0) and torch.all(w[grown] == 0)
+        assert torch.equal(w[kept], w0[kept]) and torch.equal(buf[kept], buf0[kept])
+        assert torch.equal(buf[dropped], buf0[dropped])  # a removed weight's state is left alone
+        expected_grown_buf = buf0[grown] if grown_momentum == "keep" else torch.zeros_like(buf0[grown])
+        assert torch.equal(buf[grown], expected_grown_buf)
     opt.step()
     masks.apply_(params)
     for name, w in params.items():
         assert torch.all(w[~masks[name]] == 0)
     assert masks.itop_rate() > masks.density()
+
+
+@pytest.mark.parametrize("grown_momentum", ["keep", "zero"])
+def test_update_of_a_dense_layer_changes_nothing(grown_momentum):
+    # at density 0.6 ERK makes the 5x30 output layer dense: the update removes ceil(0.4 * 150) = 60
+    # of its weights and, all positions being eligible, regrows exactly those 60 (the paper's code
+    # and RigL): its weights and optimizer state stay bit-identical
+    model, params, masks, opt, updater, counts, step = _setup("magnitude", "gradient", "local", density=0.6,
+                                                              grown_momentum=grown_momentum)
+    name = "4.weight"
+    assert counts[name] == 150
+    before, stats = _update_by_hand(model, masks, opt, updater, step)
+    assert stats.n_removed[name] == 60
+    old, w0, buf0 = before[name]
+    assert masks[name].all()
+    assert torch.equal(params[name].detach(), w0) and torch.equal(opt.state[params[name]]["momentum_buffer"], buf0)
+
+
+@pytest.mark.parametrize("grown_momentum", ["keep", "zero"])
+def test_removed_and_regrown_keep_value_and_state_hand_built(grown_momentum):
+    w = nn.Parameter(torch.tensor([0.9, -0.05, 0.2, 0.01, 0.0, 0.0, 0.0, 0.0]))
+    masks = MaskSet({"w": torch.tensor([1, 1, 1, 1, 0, 0, 0, 0], dtype=torch.bool)})
+    opt = torch.optim.SGD([w], lr=0.1, momentum=0.9)
+    w.grad = torch.ones(8)
+    opt.step()  # creates momentum buffers: 1.0 everywhere
+    buf = opt.state[w]["momentum_buffer"]
+    buf.copy_(torch.arange(1.0, 9.0))
+    with torch.no_grad():
+        w.copy_(torch.tensor([0.9, -0.05, 0.2, 0.01, 0.0, 0.0, 0.0, 0.0]))
+    w.grad = torch.tensor([0.0, 5.0, 0.0, 0.0, 0.1, -0.7, 0.3, 0.2])
+    updater = TopologyUpdater({"w": w}, masks, opt, "magnitude", "gradient", drop_schedule("constant", 0.5, 100),
+                              UpdateSchedule(1, 100), grown_momentum=grown_momentum)
+    stats = updater.update(1)
+    # magnitude removes ceil(0.5 * 4) = 2: positions 1 (-0.05) and 3 (0.01); gradient growth takes
+    # the largest |g| among inactive {1, 3, 4, 5, 6, 7}: 1 (|g| 5.0) and 5 (0.7)
+    assert stats.n_removed == {"w": 2}
+    assert masks["w"].nonzero().flatten().tolist() == [0, 1, 2, 5]
+    # 1 was removed and regrown: value and momentum as they were; 3 was dropped: 0, momentum kept;
+    # 5 is new: 0, with the momentum it gathered while inactive (keep) or none (zero)
+    assert w.detach().tolist() == pytest.approx([0.9, -0.05, 0.2, 0.0, 0.0, 0.0, 0.0, 0.0])
+    assert buf.tolist() == [1, 2, 3, 4, 5, 6 if grown_momentum == "keep" else 0, 7, 8]
 
 
 def test_update_is_a_pure_function_of_state_and_seed():

@@ -34,8 +34,14 @@ def test_masked_weights_zero_and_counts_exact_after_every_step_and_update():
     assert t.masks.itop_rate() > t.masks.density()
 
 
-def test_resume_is_bit_identical(tmp_path):
-    cfg = TrainConfig(density=0.1, criterion="random", growth="random", **FAST)
+@pytest.mark.parametrize("criterion,growth,order,momentum", [
+    ("random", "random", "paper", "keep"),
+    ("snip", "gradient", "after_step", "zero"),
+    ("magnitude", "gradient", "before_step", "keep"),
+])
+def test_resume_is_bit_identical(tmp_path, criterion, growth, order, momentum):
+    cfg = TrainConfig(density=0.1, criterion=criterion, growth=growth, update_order=order, grown_momentum=momentum,
+                      **FAST)
     full = Trainer(cfg, checkpoint_dir=tmp_path / "full")
     full_history = list(full.epochs())
     assert len(full_history) == 4 and full.step == 4 * full.steps_per_epoch
@@ -68,12 +74,12 @@ def test_interrupt_mid_epoch_then_resume_is_bit_identical(tmp_path):
 
     def stop_after_20_batches():
         calls["n"] += 1
-        return calls["n"] > 20  # 16 batches per epoch: stops inside epoch 2
+        return calls["n"] > 20  # 15 batches per epoch (3600 training examples): stops inside epoch 2
 
     with pytest.raises(Interrupted):
         list(train(cfg, checkpoint_dir=tmp_path, should_stop=stop_after_20_batches))
     state = checkpoint.load(tmp_path / checkpoint.FILENAME)
-    assert state["position"] == {"epoch": 1, "batch": 4, "step": 20}
+    assert state["position"] == {"epoch": 1, "batch": 5, "step": 20}
     resumed = Trainer(cfg, checkpoint_dir=tmp_path)
     list(resumed.epochs())
     assert _strip(resumed.history) == _strip(full_history)
@@ -111,6 +117,28 @@ def test_lr_schedule_and_metrics_fields():
     assert m["density"] == sum(t.masks.n_active().values()) / total
 
 
+@pytest.mark.parametrize("criterion,order,expected", [
+    ("snip", "before_step", "before_step"), ("magnitude", "after_step", "after_step"),
+    ("magnitude", "paper", "after_step"), ("set", "paper", "after_step"), ("random", "paper", "after_step"),
+    ("snip", "paper", "before_step"), ("mest", "paper", "before_step"),
+    ("reciprocal_sensitivity", "paper", "before_step"), ("sensitivity", "paper", "before_step"),
+])
+def test_update_order_places_the_update_around_the_optimizer_step(criterion, order, expected):
+    t = Trainer(TrainConfig(density=0.2, criterion=criterion, growth="gradient", update_order=order, **FAST))
+    events = []
+    step, update = t.optimizer.step, t.updater.update
+    t.optimizer.step = lambda *a, **k: (events.append("step"), step(*a, **k))[1]
+    t.updater.update = lambda s: (events.append(f"update@{s}"), update(s))[1]
+    for b in range(9):
+        t._train_step(t.train_x[b * 256:(b + 1) * 256], t.train_y[b * 256:(b + 1) * 256])
+    # either way an update follows 4 and 8 optimizer steps; the order decides what comes first
+    if expected == "before_step":  # update, step, mask: the 5th step already uses the new mask
+        assert events == ["step"] * 4 + ["update@4", "step"] + ["step"] * 3 + ["update@8", "step"]
+    else:  # step, mask, update
+        assert events == ["step"] * 4 + ["update@4"] + ["step"] * 4 + ["update@8", "step"]
+    assert t.update_order == expected
+
+
 def test_dense_run_has_no_masks():
     t = Trainer(TrainConfig(density=1.0, **dict(FAST, epochs=1)))
     assert t.masks is None and t.updater is None
@@ -137,6 +165,10 @@ def test_mnist1d_accuracy(density, minimum):
     (dict(update_period=0), r"update_period: got 0; expected an integer >= 1"),
     (dict(epochs=2.5), r"epochs: got 2.5; expected an integer >= 1"),
     (dict(criterion="mest", criterion_params={"gama": 2}), r"no parameter 'gama'; did you mean 'gamma'"),
+    (dict(update_order="after"), r"update_order: got 'after'; expected one of paper, before_step, after_step"),
+    (dict(grown_momentum="reset"), r"grown_momentum: got 'reset'; expected one of keep, zero"),
+    (dict(val_fraction=1.0), r"val_fraction: got 1.0; expected a number >= 0 and < 1"),
+    (dict(val_fraction=-0.1), r"val_fraction: got -0.1; expected a number >= 0 and <= 1"),
 ])
 def test_bad_config(bad, message):
     with pytest.raises(ConfigError, match=message):

@@ -29,7 +29,8 @@ def test_train_json_last_line(capsys):
 def test_train_prints_a_line_per_epoch(capsys):
     assert main(["train", *QUICK, "--criterion", "mest", "--criterion-param", "gamma=0.5"]) == 0
     out = capsys.readouterr().out
-    assert out.count("epoch ") == 2 and "final: test accuracy" in out
+    assert [line.split()[1] for line in out.splitlines() if line.startswith("epoch ")] == ["1/2", "2/2"]
+    assert "final: test accuracy" in out and "the best validation accuracy" in out
 
 
 @pytest.mark.parametrize("args,message", [
