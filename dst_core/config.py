@@ -22,11 +22,20 @@ from .registry import Registry, did_you_mean
 from .schedules import SCHEDULES
 from .topology import GROWN_MOMENTUM, SCOPES, UPDATE_ORDERS
 
-__all__ = ["TrainConfig", "RUN_ONLY_FIELDS"]
+__all__ = ["KINDS", "TrainConfig", "RUN_ONLY_FIELDS", "UNUSED_BY_KIND"]
 
 # Fields that choose where or how fast a run happens, or what is observed, not what it computes:
 # they are left out of a run's identity, so a checkpoint written on one device resumes on another.
 RUN_ONLY_FIELDS = ("data_root", "device", "eval_batch_size", "jaccard_every")
+
+# What a run is: dynamic sparse training, the static sparse baseline (its first mask kept to the
+# end, the paper's fix=True) or the dense baseline (density 1). A baseline's identity leaves out
+# the fields it never reads, so crossing it with a DST grid yields each baseline trial once.
+KINDS = ("dst", "static", "dense")
+_TOPOLOGY_FIELDS = ("criterion", "criterion_params", "growth", "schedule", "drop_fraction", "eta_min",
+                    "update_period", "stop_fraction", "scope", "update_order", "grown_momentum")
+UNUSED_BY_KIND = {"dst": ("static",), "static": _TOPOLOGY_FIELDS,
+                  "dense": _TOPOLOGY_FIELDS + ("init", "erk_power", "static")}
 
 
 def _field(help: str, default: Any = None, *, factory: Any = None) -> Any:
@@ -57,6 +66,7 @@ class TrainConfig:
     update_period: int = _field("optimizer steps between topology updates (the paper: 800 on CIFAR-10)", 100)
     stop_fraction: float = _field("no topology update after this fraction of training", 1.0)
     scope: str = _field("local (layer-wise) or global pruning", "local")
+    static: bool = _field("the static sparse baseline: the first mask is kept to the end (no topology update)", False)
     update_order: str = _field("where the topology update runs: before_step (update, step, mask), after_step "
                                "(step, mask, update) or paper (after_step for magnitude, set, random; "
                                "before_step for the rest, as the paper's code)", "paper")
@@ -113,6 +123,9 @@ class TrainConfig:
         _check(self, "weight_decay", float, 0, None)
         _check(self, "lr_gamma", float, 0, None, open_low=True)
         _check(self, "seed", int, 0, None)
+        for key in ("static", "nesterov"):
+            if not isinstance(getattr(self, key), bool):
+                raise ConfigError(f"{key}: got {getattr(self, key)!r}; expected true or false")
         for m in self.lr_milestones:
             if not isinstance(m, (int, float)) or not 0 < m < 1:
                 raise ConfigError(f"lr_milestones: got {self.lr_milestones!r}; expected fractions in (0, 1)")
@@ -135,8 +148,15 @@ class TrainConfig:
         return d
 
     def identity(self) -> dict[str, Any]:
-        """What determines the result: every field except :data:`RUN_ONLY_FIELDS`."""
-        return {k: v for k, v in self.to_dict().items() if k not in RUN_ONLY_FIELDS}
+        """What determines the result: every field except :data:`RUN_ONLY_FIELDS` and those the
+        run's kind never reads (:data:`UNUSED_BY_KIND`)."""
+        unused = set(RUN_ONLY_FIELDS) | set(UNUSED_BY_KIND[self.kind])
+        return {k: v for k, v in self.to_dict().items() if k not in unused}
+
+    @property
+    def kind(self) -> str:
+        """``dense`` (density 1), ``static`` or ``dst``: see :data:`KINDS`."""
+        return "dense" if self.density == 1.0 else "static" if self.static else "dst"
 
     @property
     def is_dense(self) -> bool:

@@ -99,6 +99,7 @@ class Trainer:
             gen = derive_generator(cfg.seed, 0, _MASK_INIT, self.device)
             self.masks = MaskSet.from_counts(self.params, counts, gen)
             self.masks.apply_(self.params)
+        if cfg.kind == "dst":
             self.updater = TopologyUpdater(
                 self.params, self.masks, self.optimizer, cfg.criterion, cfg.growth,
                 drop_schedule(cfg.schedule, cfg.drop_fraction, self.total_steps, cfg.eta_min),
@@ -158,7 +159,7 @@ class Trainer:
         run, self._running = self._running, self._zero_running()
         val_loss, val_acc = self.evaluate(self.val_x, self.val_y) if len(self.val_y) else (None, None)
         test_loss, test_acc = self.evaluate()
-        sparse = self.masks is not None
+        sparse, dynamic = self.masks is not None, self.updater is not None
         metrics = {
             "epoch": self.epoch,
             "step": self.step,
@@ -170,13 +171,13 @@ class Trainer:
             "test_loss": test_loss,
             "test_accuracy": test_acc,
             "density": self.masks.density() if sparse else 1.0,
-            "drop_fraction": self.updater.drop_schedule(self.step) if sparse else 0.0,
+            "drop_fraction": self.updater.drop_schedule(self.step) if dynamic else 0.0,
             "itop_rate": self.masks.itop_rate() if sparse else 1.0,
             "n_updates": run["n_updates"],
             "update_seconds": run["update_seconds"],
             "epoch_seconds": time.perf_counter() - start,
         }
-        if sparse and cfg.jaccard_every and self.epoch % cfg.jaccard_every == 0:
+        if dynamic and cfg.jaccard_every and self.epoch % cfg.jaccard_every == 0:
             metrics["jaccard"] = self.removal_overlap()
         return metrics
 

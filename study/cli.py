@@ -45,7 +45,7 @@ from .spec import load as load_spec
 from .trial_id import trial_id
 from .render import FORMATS, print_comparison, print_frame
 from .store import STATUSES, TABLES, ParquetStore, StoreError, UnreadableFileWarning
-from .trial import history_rows, jaccard_rows, trial_label, trial_row, utc_now
+from .trial import count_by_kind, history_rows, jaccard_rows, trial_label, trial_row, utc_now
 
 __all__ = ["main"]
 
@@ -209,8 +209,12 @@ def _train(args: argparse.Namespace) -> int:
 
 def _validate(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec)
-    n = len(spec.trials()) if spec.grid else spec.search.n_trials
-    print(f"{args.spec}: valid: study {spec.name!r} with {n} trials, results in {spec.study_dir}")
+    if spec.search is None:
+        trials = spec.trials()
+        what = f"{len(trials)} trials ({count_by_kind(trials)})"
+    else:
+        what = f"an Optuna search of {spec.search.n_trials} trials"
+    print(f"{args.spec}: valid: study {spec.name!r} with {what}, results in {spec.study_dir}")
     return 0
 
 
@@ -221,8 +225,8 @@ def _run(args: argparse.Namespace) -> int:
         print(f"study {spec.name!r}: Optuna search of {spec.search.n_trials} trials, {len(p.done)} done, "
               f"{max(spec.search.n_trials - len(p.done), 0)} to run -> {spec.study_dir}")
     else:
-        print(f"study {spec.name!r}: {len(p.trials)} trials, {len(p.done)} done, {len(p.missing)} to run "
-              f"({len(p.resume_from)} from checkpoints) -> {spec.study_dir}")
+        print(f"study {spec.name!r}: {len(p.trials)} trials ({count_by_kind(p.trials)}), {len(p.done)} done, "
+              f"{len(p.missing)} to run ({len(p.resume_from)} from checkpoints) -> {spec.study_dir}")
     if args.dry_run:
         for c in p.missing:
             where = " (resumes from checkpoint)" if trial_id(c) in p.resume_from else ""
@@ -282,7 +286,7 @@ def _status(args: argparse.Namespace) -> int:
               + ("; run `dst-study resume STUDY` to finish" if missing else ""))
         for c in p.missing[:_SHOW_MISSING]:
             where = ", has a checkpoint" if trial_id(c) in p.resume_from else ""
-            print(f"  missing {trial_id(c)} ({c.criterion}/{c.growth}, density {c.density:g}, seed {c.seed}{where})")
+            print(f"  missing {trial_id(c)} ({trial_label(c)}{where})")
         if len(p.missing) > _SHOW_MISSING:
             print(f"  ... and {len(p.missing) - _SHOW_MISSING} more (`dst-study resume STUDY --dry-run` lists all)")
     failed = trials[trials["status"] == "failed"].sort_values("ended_at").tail(5)

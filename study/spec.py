@@ -4,6 +4,9 @@
     storage: results                # a directory or a pyarrow filesystem URI (s3://bucket/prefix)
     base: {dataset: mnist1d, epochs: 20, lr: 0.1}        # TrainConfig fields shared by every trial
     grid: {criterion: [magnitude, snip], density: [0.05, 0.2], seed: [0, 1]}   # axes to cross
+    include:                        # extra cells: each entry crossed with the grid axes it leaves out
+      - {static: true}              # the static baseline at every density and seed
+      - {density: 1.0}              # the dense baseline at every seed
     resources: {cpu: 1, gpu: 0.25}  # per trial; fractions pack trials on one GPU
     retries: 2                      # attempts after the first, each from the last checkpoint
     search:                         # instead of grid: an Optuna search, resumable (see SearchSpec)
@@ -15,6 +18,12 @@
 :func:`load` collects every problem of a spec (unknown keys with a did-you-mean, invalid values
 with the valid choices, missing data folders, an empty grid) and raises one :class:`SpecError`
 listing them all, so a spec is fixed in one pass and nothing starts before it is valid.
+
+``include`` works like the ``include`` of a GitHub Actions matrix, adding cells rather than
+editing them: each entry's keys override the grid's, the grid axes it does not name are crossed
+with it, and its own lists are crossed too. Since a baseline's identity ignores the fields it never
+reads (:data:`dst_core.config.UNUSED_BY_KIND`), ``{static: true}`` crossed with criteria × growth
+× density × seed is one trial per density and seed, and ``{density: 1.0}`` one per seed.
 """
 
 from __future__ import annotations
@@ -22,7 +31,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Iterator, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -67,6 +76,7 @@ class StudySpec(BaseModel):
     storage: str = "results"
     base: dict[str, Any] = {}
     grid: dict[str, list[Any]] = {}
+    include: list[dict[str, Any]] = []
     search: SearchSpec | None = None
     resources: Resources = Resources()
     retries: int = Field(2, ge=0)
@@ -76,14 +86,28 @@ class StudySpec(BaseModel):
     def study_dir(self) -> str:
         return f"{self.storage.rstrip('/')}/{self.name}"
 
+    def cells(self) -> Iterator[dict[str, Any]]:
+        """The grid's cells, then each ``include`` entry crossed with the grid axes it leaves out."""
+        yield from _cross(self.grid)
+        for entry in self.include:
+            rest = {k: v for k, v in self.grid.items() if k not in entry}
+            for own in _cross({k: v if isinstance(v, list) else [v] for k, v in entry.items()}):
+                for cell in _cross(rest):
+                    yield {**cell, **own}
+
     def trials(self) -> list[TrainConfig]:
-        """The grid's trials in a stable order, each config once (duplicates collapse by id)."""
-        axes = list(self.grid)
+        """The trials in a stable order (grid, then includes), each config once (collapsed by id)."""
         seen: dict[str, TrainConfig] = {}
-        for values in itertools.product(*(self.grid[a] for a in axes)):
-            config = TrainConfig.from_dict({**self.base, **dict(zip(axes, values))})
+        for cell in self.cells():
+            config = TrainConfig.from_dict({**self.base, **cell})
             seen.setdefault(trial_id(config), config)
         return list(seen.values())
+
+
+def _cross(axes: dict[str, list[Any]]) -> Iterator[dict[str, Any]]:
+    names = list(axes)
+    for values in itertools.product(*(axes[a] for a in names)):
+        yield dict(zip(names, values))
 
 
 def _where(loc: tuple) -> str:
@@ -122,6 +146,17 @@ def _config_problems(spec: StudySpec, data: bool = True) -> list[str]:
                     TrainConfig.from_dict({**{k: v for k, v in spec.base.items() if k in CONFIG_FIELDS}, key: value})
                 except ConfigError as e:
                     problems.append(f"grid.{key}[{i}]: {e}")
+    for i, entry in enumerate(spec.include):
+        for key, value in entry.items():
+            if key not in CONFIG_FIELDS:
+                problems.append(f"include[{i}].{key}: unknown config key {key!r}{did_you_mean(key, CONFIG_FIELDS)} "
+                                f"(keys: {', '.join(sorted(CONFIG_FIELDS))})")
+                continue
+            for j, v in enumerate(value if isinstance(value, list) else [value]):
+                try:
+                    TrainConfig.from_dict({**{k: v for k, v in spec.base.items() if k in CONFIG_FIELDS}, key: v})
+                except ConfigError as e:
+                    problems.append(f"include[{i}].{key}" + (f"[{j}]" if isinstance(value, list) else "") + f": {e}")
     if spec.search is not None:
         metrics = sorted(f"final_{m}" for m in METRICS if m not in ("epoch", "step"))
         if spec.search.metric not in metrics:
@@ -131,9 +166,9 @@ def _config_problems(spec: StudySpec, data: bool = True) -> list[str]:
             if key not in CONFIG_FIELDS:
                 problems.append(f"search.space.{key}: unknown config key {key!r}"
                                 f"{did_you_mean(key, CONFIG_FIELDS)}")
-        if spec.grid:
+        if spec.grid or spec.include:
             problems.append("grid and search: give one of them (a search samples its own configs)")
-    elif not spec.grid and not problems:
+    elif not spec.grid and not spec.include and not problems:
         problems.append("grid: empty; give at least one axis (e.g. density: [0.05, 0.1]) or a search")
     if problems or not data:
         return problems
@@ -147,7 +182,7 @@ def _config_problems(spec: StudySpec, data: bool = True) -> list[str]:
 
 def _data_problems(spec: StudySpec, base: TrainConfig) -> list[str]:
     """File-based data sets must be where the spec says, before any trial starts."""
-    pairs = {(c.dataset, c.data_root) for c in (spec.trials() if spec.grid else [base])}
+    pairs = {(c.dataset, c.data_root) for c in (spec.trials() if spec.search is None else [base])}
     problems = []
     for dataset, root in sorted(pairs, key=str):
         try:
@@ -166,9 +201,11 @@ def parse(data: Any, source: str = "spec") -> StudySpec:
     except ValidationError as e:
         problems = _pydantic_problems(e)
         # still report the trial-config problems of sections that parsed, so one pass fixes all
-        base, grid = data.get("base"), data.get("grid")
-        if isinstance(base, dict) and isinstance(grid, dict) and all(isinstance(v, list) for v in grid.values()):
-            problems += _config_problems(StudySpec.model_construct(base=base, grid=grid, search=None), data=False)
+        base, grid, include = data.get("base"), data.get("grid"), data.get("include", [])
+        if isinstance(base, dict) and isinstance(grid, dict) and all(isinstance(v, list) for v in grid.values()) \
+                and isinstance(include, list) and all(isinstance(e, dict) for e in include):
+            problems += _config_problems(StudySpec.model_construct(base=base, grid=grid, include=include,
+                                                                   search=None), data=False)
     else:
         problems = _config_problems(spec)
     if problems:

@@ -14,11 +14,12 @@ import torch
 
 import dst_core
 from dst_core import TrainConfig
+from dst_core.config import KINDS, UNUSED_BY_KIND
 
 from .store.schema import METRICS
 from .trial_id import trial_id
 
-__all__ = ["git_commit", "history_rows", "jaccard_rows", "trial_label", "trial_row", "utc_now"]
+__all__ = ["count_by_kind", "git_commit", "history_rows", "jaccard_rows", "trial_label", "trial_row", "utc_now"]
 
 
 def utc_now() -> datetime:
@@ -27,7 +28,16 @@ def utc_now() -> datetime:
 
 def trial_label(config: TrainConfig) -> str:
     """The grid cell of a trial as progress lines and listings name it."""
-    return f"{config.criterion}/{config.growth} density {config.density:g} seed {config.seed}"
+    if config.kind == "dense":
+        return f"dense seed {config.seed}"
+    method = "static" if config.kind == "static" else f"{config.criterion}/{config.growth}"
+    return f"{method} density {config.density:g} seed {config.seed}"
+
+
+def count_by_kind(configs: Sequence[TrainConfig]) -> str:
+    """``"550 DST, 55 static, 5 dense"``: how many trials of each kind (kinds with none left out)."""
+    counts = {kind: sum(c.kind == kind for c in configs) for kind in KINDS}
+    return ", ".join(f"{n} {'DST' if kind == 'dst' else kind}" for kind, n in counts.items() if n)
 
 
 @functools.cache
@@ -45,11 +55,13 @@ def trial_row(config: TrainConfig, history: Sequence[dict[str, Any]], *, status:
               ended_at: datetime | None = None, device_used: str | None = None, error: str | None = None,
               wall_seconds: float | None = None, resumed_from: int | None = None,
               host: str | None = None) -> dict[str, Any]:
-    """One ``trials`` row: id, flat config, status, final and best metrics, provenance (``host``: the
-    machine that ran the trial, this one by default)."""
-    row: dict[str, Any] = {"trial_id": trial_id(config), "status": status}
+    """One ``trials`` row: id, kind, flat config, status, final and best metrics, provenance (``host``:
+    the machine that ran the trial, this one by default). Config fields that the trial's kind never
+    reads are null, so a static baseline never reads as the criterion it was crossed with."""
+    row: dict[str, Any] = {"trial_id": trial_id(config), "status": status, "kind": config.kind}
+    unused = UNUSED_BY_KIND[config.kind]
     for key, value in config.to_dict().items():
-        row[key] = json.dumps(value, sort_keys=True) if isinstance(value, dict) else value
+        row[key] = None if key in unused else json.dumps(value, sort_keys=True) if isinstance(value, dict) else value
     row.update(dst_core.summarise(history))
     row.update(
         resumed_from=resumed_from, wall_seconds=wall_seconds, host=host or socket.gethostname(), device_used=device_used,

@@ -55,7 +55,7 @@ METRICS = {
 _TIME = pa.timestamp("us", tz="UTC")
 
 TRIALS = pa.schema(
-    [("trial_id", pa.string()), ("status", pa.string())]
+    [("trial_id", pa.string()), ("status", pa.string()), ("kind", pa.string())]
     + list(CONFIG_COLUMNS.items())
     + [
         ("epochs_done", pa.int64()),

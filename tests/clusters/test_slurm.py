@@ -146,7 +146,7 @@ def test_sbatch_runs_study_on_two_nodes_and_resubmission_runs_nothing(slurm, ray
     assert info["NodeList"] == "n[1-2]" and info["NumNodes"] == "2", info
     assert re.search(r"starting Ray head on n1\b", out) and re.search(r"starting Ray worker on n2\b", out), out
     assert "ray nodes alive: 2 (of 2 wanted), 2 CPUs" in out, out  # the driver's cluster: both nodes
-    assert "2 trials, 0 done, 2 to run" in out, out
+    assert "2 trials (2 DST), 0 done, 2 to run" in out, out
     assert "Ray: 2 nodes, 2 CPUs, 0 GPUs" in out, out  # dst-study's driver sees both nodes
     trials = study.read("trials")
     assert sorted(trials["trial_id"]) == sorted(expected), out
@@ -164,7 +164,7 @@ def test_sbatch_runs_study_on_two_nodes_and_resubmission_runs_nothing(slurm, ray
     _, again = _submit(slurm, env, tmp_path, spec_file, export=f"NONE,{clean}")
     second = time.time() - started
     assert "ray nodes alive: 2" in again, again
-    assert "2 trials, 2 done, 0 to run" in again, again
+    assert "2 trials (2 DST), 2 done, 0 to run" in again, again
     trials = study.read("trials")
     assert sorted(trials["trial_id"]) == sorted(expected)  # still exactly the 2 rows
     assert sorted(study.files("trials")) == parts, "the resubmission wrote rows"

@@ -139,6 +139,19 @@ def test_update_order_places_the_update_around_the_optimizer_step(criterion, ord
     assert t.update_order == expected
 
 
+def test_static_run_keeps_its_first_mask_to_the_end():
+    dst = Trainer(TrainConfig(density=0.2, **dict(FAST, epochs=2)))
+    t = Trainer(TrainConfig(density=0.2, static=True, **dict(FAST, epochs=2)))
+    first = {n: m.clone() for n, m in t.masks.items()}
+    assert all(torch.equal(first[n], dst.masks[n]) for n in first)  # the same first mask as a DST run's
+    history = list(t.epochs())
+    assert t.updater is None and all(m["n_updates"] == 0 and m["drop_fraction"] == 0.0 for m in history)
+    assert all(torch.equal(first[n], t.masks[n]) for n in first)
+    assert all(torch.all(p[~t.masks[n]] == 0) for n, p in t.params.items())
+    assert history[-1]["itop_rate"] == history[-1]["density"] == pytest.approx(0.2, abs=1e-3)
+    assert TrainConfig(density=0.2, static=True).kind == "static" and TrainConfig(density=1.0).kind == "dense"
+
+
 def test_dense_run_has_no_masks():
     t = Trainer(TrainConfig(density=1.0, **dict(FAST, epochs=1)))
     assert t.masks is None and t.updater is None

@@ -67,7 +67,7 @@ def test_grid_runs_once_then_only_what_is_missing(tmp_path, fault_file, monkeypa
     out = capsys.readouterr().out
     assert "spec: 6 trials, 2 missing" in out
     assert sorted(line.split("(")[1] for line in out.splitlines() if line.startswith("  missing ")) == [
-        "magnitude/random, density 0.5, seed 0)", "snip/random, density 0.5, seed 0)"]
+        "magnitude/random density 0.5 seed 0)", "snip/random density 0.5 seed 0)"]
     p = plan(extended)
     assert sorted(c.density for c in p.missing) == [0.5, 0.5] and len(p.done) == 4
     monkeypatch.setattr("study.runner.COMPACT_ABOVE", 5)  # 6 parts after this run: compacted

@@ -20,6 +20,39 @@ def test_valid_spec_expands_the_grid_once_per_config():
     assert {t.criterion for t in trials} == {"snip"} and spec.study_dir == "results/s"
 
 
+def test_baselines_crossed_with_a_grid_are_neither_multiplied_nor_duplicated():
+    grid = {"criterion": ["magnitude", "snip", "set"], "growth": ["random", "gradient"], "density": [0.05, 0.1],
+            "seed": [1, 2, 3]}
+    spec = parse(_spec(grid=grid, include=[{"static": True}, {"density": 1.0}]))
+    trials = spec.trials()
+    kinds = [t.kind for t in trials]
+    assert kinds.count("dst") == 3 * 2 * 2 * 3  # the grid, unchanged
+    assert kinds.count("static") == 2 * 3  # one per density and seed, not per criterion and growth
+    assert kinds.count("dense") == 3  # one per seed
+    assert kinds == sorted(kinds, key=["dst", "static", "dense"].index)  # grid first, then includes
+    static = [t for t in trials if t.kind == "static"]
+    assert sorted((t.density, t.seed) for t in static) == [(d, s) for d in (0.05, 0.1) for s in (1, 2, 3)]
+
+
+def test_an_include_entry_may_hold_lists_and_override_grid_values():
+    spec = parse(_spec(grid={"density": [0.1, 0.2], "criterion": ["magnitude"], "seed": [0, 1]},
+                       include=[{"criterion": "snip", "growth": ["random", "gradient"], "seed": 7}]))
+    extra = [t for t in spec.trials() if t.criterion == "snip"]
+    assert sorted((t.growth, t.density, t.seed) for t in extra) == [
+        (g, d, 7) for g in ("gradient", "random") for d in (0.1, 0.2)]
+
+
+def test_baseline_identity_ignores_the_fields_it_never_reads():
+    from dst_core import TrainConfig
+    from study.trial_id import trial_id
+    a = TrainConfig(static=True, criterion="snip", growth="gradient", update_period=7, density=0.1)
+    b = TrainConfig(static=True, density=0.1)
+    assert trial_id(a) == trial_id(b) and trial_id(a) != trial_id(TrainConfig(static=True, density=0.2))
+    assert trial_id(TrainConfig(density=1.0, init="uniform", static=True)) == trial_id(TrainConfig(density=1.0))
+    # a DST trial's identity does not hold `static`: ids of DST trials are those of before the field
+    assert "static" not in TrainConfig().identity() and "static" in b.identity()
+
+
 @pytest.mark.parametrize("data,fragments", [
     (_spec(storag="x"), ["storag: unknown key 'storag'; did you mean 'storage'?"]),
     (_spec(base={"densty": 0.1}), ["base.densty: unknown config key 'densty'; did you mean 'density'?"]),
@@ -31,6 +64,10 @@ def test_valid_spec_expands_the_grid_once_per_config():
     (_spec(grid={"density": []}), ["grid.density: empty list"]),
     (_spec(resources={"gpux": 1}), ["resources.gpux: unknown key 'gpux'; did you mean 'gpu'?"]),
     (_spec(retries=-1), ["retries: Input should be greater than or equal to 0"]),
+    (_spec(include=[{"statc": True}]), ["include[0].statc: unknown config key 'statc'; did you mean 'static'?"]),
+    (_spec(include=[{"static": "yes"}]), ["include[0].static: static: got 'yes'; expected true or false"]),
+    (_spec(include=[{"density": [1.0, 2.0]}]), ["include[0].density[1]: density: got 2.0"]),
+    (_spec(include={"static": True}), ["include: Input should be a valid list"]),
     (_spec(base={"dataset": "cifar10", "data_root": "/nonexistent/data"}),
      ["data: dataset 'cifar10': expected <root>/cifar-10-batches-py", "/nonexistent/data"]),
 ])
