@@ -6,8 +6,9 @@
     dst-study run SPEC [--dry-run] [--address auto|HOST:PORT] [--max-concurrent N] [--retry-failed]
     dst-study resume STUDY
     dst-study query STUDY [--table trials|history|jaccard] [--where EXPR] [--columns ...] [--format ...]
-    dst-study compare STUDY [--metric final_test_accuracy] [--rows criterion] [--cols density]
-    dst-study plot STUDY --kind density|update-period|curves|jaccard --out FILE.png
+    dst-study compare STUDY [--metric M] [--rows criterion] [--cols density] [--where EXPR] [--alpha 0.05]
+    dst-study plot STUDY --kind density|update-period|curves|jaccard|search --out FILE.png [--where EXPR]
+    dst-study report STUDY --out DIR
     dst-study status STUDY
     dst-study compact STUDY
     dst-study list                      # registered criteria, growth rules, schedules, models, data sets
@@ -38,7 +39,8 @@ from dst_core import TrainConfig
 from dst_core.errors import DstError
 
 from .plots import KINDS, plot
-from .queries import compare, open_study, query
+from .comparison import compare, default_axes, default_metric, ranking
+from .queries import open_study, query
 from .runner import SPEC_FILE, load_study_spec, plan
 from .runner import run as run_study
 from .spec import load as load_spec
@@ -121,19 +123,28 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--columns", nargs="+", help="columns to show (default: all)")
     q.add_argument("--format", choices=FORMATS, default="table")
 
-    c = sub.add_parser("compare", help="pivot a metric: rows x columns, mean ± std over seeds, best marked")
+    c = sub.add_parser("compare", help="pivot a metric: rows x columns, mean ± std over seeds, best and ties "
+                                       "marked; any other axis that varies splits it into one table per value")
     c.add_argument("study")
-    c.add_argument("--metric", default="final_test_accuracy")
+    c.add_argument("--metric", help="a trials column (default: test_accuracy_at_best_val, the paper's number, "
+                                    "when every trial has it, else final_test_accuracy)")
     c.add_argument("--rows", default="criterion")
     c.add_argument("--cols", default="density")
     c.add_argument("--where", help="pandas expression selecting the trials to compare")
+    c.add_argument("--alpha", type=float, default=0.05,
+                   help="significance level of Welch's t-test against the best (default 0.05)")
     c.add_argument("--format", choices=FORMATS, default="table")
 
     pl = sub.add_parser("plot", help="draw a figure of the study as PNG")
     pl.add_argument("study")
     pl.add_argument("--kind", required=True, choices=sorted(KINDS))
     pl.add_argument("--out", required=True, help="PNG file to write")
-    pl.add_argument("--metric", default="final_test_accuracy")
+    pl.add_argument("--metric", help="a trials column (default as for compare)")
+    pl.add_argument("--where", help="pandas expression selecting the trials to plot")
+
+    rp = sub.add_parser("report", help="write a self-contained HTML report of a study (tables and figures)")
+    rp.add_argument("study")
+    rp.add_argument("--out", required=True, help="folder for index.html and the figures")
 
     st = sub.add_parser("status", help="counts of trials per status and the last errors")
     st.add_argument("study")
@@ -236,9 +247,8 @@ def _run(args: argparse.Namespace) -> int:
               num_gpus=args.num_gpus, verbose=args.verbose, log=lambda line: print(line, flush=True),
               console=Console())
     store = open_study(spec.study_dir)
-    trials = query(store, "trials", None, ["criterion", "density", "final_test_accuracy", "status"])
-    if not trials.empty:
-        print_comparison(compare(trials))
+    trials = query(store, "trials")
+    _closing_table(spec, trials)
     left = plan(spec)  # failed trials count as finished here
     missing = len(left.missing) if spec.search is None else max(spec.search.n_trials - len(left.done), 0)
     if missing:  # stopped before the end
@@ -249,6 +259,19 @@ def _run(args: argparse.Namespace) -> int:
     return 1 if failed else _report_problems(store)
 
 
+def _closing_table(spec, trials) -> None:
+    """What `run` ends with: the comparison along the spec's axes, or a search's trials ranked."""
+    done = trials[trials["status"] == "completed"]
+    if done.empty:
+        return
+    if spec.search is not None:
+        metric = spec.search.metric
+        print_frame(ranking(done, metric, list(spec.search.space), spec.search.mode == "max"),
+                    title=f"{metric}: the search's trials, best first")
+        return
+    print_comparison(compare(done, default_metric(done), *default_axes(done)))
+
+
 def _query(args: argparse.Namespace) -> int:
     store = open_study(args.study)
     print_frame(query(store, args.table, args.where, args.columns), args.format)
@@ -257,15 +280,23 @@ def _query(args: argparse.Namespace) -> int:
 
 def _compare(args: argparse.Namespace) -> int:
     store = open_study(args.study)
-    columns = list(dict.fromkeys([args.rows, args.cols, args.metric, "status"]))  # read only these
-    trials = query(store, "trials", args.where, columns)
-    print_comparison(compare(trials, args.metric, args.rows, args.cols), args.format)
+    trials = query(store, "trials", args.where)
+    metric = args.metric or default_metric(trials)
+    print_comparison(compare(trials, metric, args.rows, args.cols, alpha=args.alpha), args.format)
     return _report_problems(store)
 
 
 def _plot(args: argparse.Namespace) -> int:
     store = open_study(args.study)
-    print(f"wrote {plot(store, args.kind, args.out, args.metric)}")
+    metric = args.metric or default_metric(query(store, "trials", columns=["status", "test_accuracy_at_best_val"]))
+    print(f"wrote {plot(store, args.kind, args.out, metric, args.where)}")
+    return _report_problems(store)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from .report import write_report
+    store = open_study(args.study)
+    print(f"wrote {write_report(store, args.out)}")
     return _report_problems(store)
 
 
@@ -323,7 +354,7 @@ def _list(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    commands = {"train": _train, "validate": _validate, "run": _run, "resume": _run, "query": _query, "compare": _compare, "plot": _plot, "status": _status,
+    commands = {"train": _train, "validate": _validate, "run": _run, "resume": _run, "query": _query, "compare": _compare, "plot": _plot, "report": _report, "status": _status,
                 "compact": _compact, "list": _list}
     try:
         with warnings.catch_warnings():

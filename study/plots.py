@@ -1,13 +1,21 @@
 """Figures of a study as PNG files (matplotlib, Agg backend: no display needed).
 
-* ``density``: a metric against density (log axis), one line per criterion, mean ± std band.
-* ``update-period``: a metric against the update period, one line per criterion, one panel per density.
-* ``curves``: a per-epoch metric, mean over seeds, one line per criterion, one panel per density.
-* ``jaccard``: heat-map of the mean Jaccard overlap of what pairs of criteria remove (last epoch).
+* ``density`` (the paper's Figure 1): a metric against density on a log axis, one panel per growth
+  rule (and per value of any other axis that varies), a line and ± std band per criterion, the
+  static baseline as its own line, the dense baseline as a dashed horizontal line.
+* ``update-period`` (Figure 4): a metric against the update period (log axis), a panel per density
+  × growth, with the static and dense baselines as horizontal references.
+* ``curves``: a per-epoch metric, mean ± std over seeds, a panel per density × growth.
+* ``jaccard`` (Figure 6): heat-map of the mean Jaccard overlap of what pairs of criteria would
+  remove from the same state (last recorded epoch of each trial).
+* ``search``: the metric of every trial of a search against each searched parameter.
+
+Every figure gives a criterion the same colour (:data:`COLOURS`); all take ``where`` like ``query``.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 from typing import Callable
@@ -18,95 +26,162 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from dst_core.criteria import CRITERIA  # noqa: E402
+
+from .comparison import SPANS, groupable, trial_kinds, varying_axes  # noqa: E402
 from .queries import query  # noqa: E402
 from .store import ParquetStore, StoreError  # noqa: E402
 
-__all__ = ["KINDS", "plot"]
+__all__ = ["COLOURS", "KINDS", "plot"]
+
+_TAB10 = plt.get_cmap("tab10").colors
+COLOURS = {name: _TAB10[i % 10] for i, name in enumerate(CRITERIA.names())} | {"static": "black", "dense": "grey"}
 
 
-def _lines(ax, data: pd.DataFrame, x: str, y: str, by: str) -> None:
-    stats = data.groupby([by, x], observed=True)[y].agg(["mean", "std"]).reset_index()
-    for label, g in stats.groupby(by, observed=True):
-        g = g.sort_values(x)
-        ax.plot(g[x], g["mean"], marker="o", ms=3, label=str(label))
-        ax.fill_between(g[x], g["mean"] - g["std"].fillna(0), g["mean"] + g["std"].fillna(0), alpha=0.2)
+def _label(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _band(ax, data: pd.DataFrame, x: str, y: str, label: str, **style) -> None:
+    stats = data.groupby(x, observed=True)[y].agg(["mean", "std"]).reset_index().sort_values(x)
+    line, = ax.plot(stats[x], stats["mean"], marker="o", ms=3, label=label, color=COLOURS.get(label), **style)
+    ax.fill_between(stats[x], stats["mean"] - stats["std"].fillna(0), stats["mean"] + stats["std"].fillna(0),
+                    alpha=0.15, color=line.get_color())
+
+
+def _reference(ax, values: pd.Series, label: str) -> None:
+    """A baseline that does not vary along x: its mean as a horizontal line."""
+    if len(values):
+        ax.axhline(values.mean(), color=COLOURS[label], ls="--" if label == "dense" else ":", lw=1.2,
+                   label=f"{label} ({100 * values.mean():.1f})" if values.max() <= 1 else label)
+
+
+def _legend(ax) -> None:
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
 
 
 def _log_ticks(ax, values: pd.Series) -> None:
     """Log x axis labelled at the values that were run (0.05, 0.1, ... rather than 10^-1)."""
     ticks = sorted(pd.unique(values))
     ax.set_xscale("log")
-    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks], rotation=45 if len(ticks) > 8 else 0)
     ax.minorticks_off()
 
 
-def _panels(n: int, title: str, size: tuple[float, float] = (5, 3.8)):
+def _panels(n: int, title: str, size: tuple[float, float] = (5.5, 4), sharey: bool = False):
     cols = min(n, 3)
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(size[0] * cols, size[1] * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(size[0] * cols, size[1] * rows), squeeze=False, sharey=sharey)
     for ax in axes.flat[n:]:
         ax.set_visible(False)
     fig.suptitle(title)
     return fig, list(axes.flat[:n])
 
 
-def _completed(store: ParquetStore) -> pd.DataFrame:
-    trials = query(store, where="status == 'completed'")
+def _trials(store: ParquetStore, where: str | None) -> pd.DataFrame:
+    clause = "status == 'completed'" + (f" and ({where})" if where else "")
+    trials = query(store, where=clause)
     if trials.empty:
-        raise StoreError(f"{store.root}: no completed trials to plot")
+        raise StoreError(f"{store.root}: no completed trials to plot" + (f" where {where}" if where else ""))
+    trials = trials.assign(kind=trial_kinds(trials))
+    for column in trials.columns:
+        if trials[column].dtype == object:
+            trials[column] = groupable(trials[column])
     return trials
 
 
-def _density(store: ParquetStore, metric: str):
-    trials = _completed(store)
-    fig, (ax,) = _panels(1, f"{metric} vs density")
-    _lines(ax, trials, "density", metric, "criterion")
-    _log_ticks(ax, trials["density"])
-    ax.set_xlabel("density (fraction of active weights)")
-    ax.set_ylabel(metric)
-    ax.legend(title="criterion", fontsize=8)
-    ax.grid(alpha=0.3)
-    return fig
+def _facets(trials: pd.DataFrame, exclude: tuple[str, ...]) -> list[dict]:
+    """One dict of axis values per panel: every varying axis but ``exclude`` (and the criterion)."""
+    axes = [a for a in varying_axes(trials) if a not in (*exclude, "criterion")]
+    dst = trials[trials["kind"] == "dst"]
+    values = [sorted(dst[a].dropna().unique(), key=str) for a in axes]
+    return [dict(zip(axes, combo)) for combo in itertools.product(*values)]
 
 
-def _update_period(store: ParquetStore, metric: str):
-    trials = _completed(store)
-    densities = sorted(trials["density"].unique())
-    fig, axes = _panels(len(densities), f"{metric} vs update period")
-    for ax, d in zip(axes, densities):
-        _lines(ax, trials[trials["density"] == d], "update_period", metric, "criterion")
-        _log_ticks(ax, trials["update_period"])
-        ax.set(title=f"density {d:g}", xlabel="update period (steps)", ylabel=metric)
+def _select(trials: pd.DataFrame, facet: dict) -> pd.DataFrame:
+    """The DST trials of a panel, and the baselines that apply to it (they span the axes they never
+    read, as in :mod:`study.comparison`)."""
+    keep = pd.Series(True, index=trials.index)
+    for axis, value in facet.items():
+        spans = trials["kind"].map(lambda kind: kind != "dst" and axis in SPANS[kind])
+        keep &= (trials[axis] == value) | spans
+    return trials[keep]
+
+
+def _title(facet: dict) -> str:
+    return ", ".join(f"{a} = {_label(v)}" for a, v in facet.items())
+
+
+def _density(store: ParquetStore, metric: str, where: str | None):
+    trials = _trials(store, where)
+    facets = _facets(trials, ("density",))
+    fig, axes = _panels(len(facets), f"{metric} vs density (mean ± std over seeds)", sharey=True)
+    for ax, facet in zip(axes, facets):
+        data = _select(trials, facet)
+        dst = data[data["kind"] == "dst"]
+        for criterion, g in dst.groupby("criterion"):
+            _band(ax, g, "density", metric, criterion)
+        static = data[(data["kind"] == "static") & data["density"].isin(dst["density"].unique())]
+        if not static.empty:
+            _band(ax, static, "density", metric, "static", ls="-.")
+        _reference(ax, data.loc[data["kind"] == "dense", metric], "dense")
+        _log_ticks(ax, dst["density"])
+        ax.set(title=_title(facet), xlabel="density (fraction of active weights)", ylabel=metric)
         ax.grid(alpha=0.3)
-    axes[0].legend(title="criterion", fontsize=8)
+        _legend(ax)
     return fig
 
 
-def _curves(store: ParquetStore, metric: str):
-    metric = metric.removeprefix("final_")
-    trials = _completed(store)[["trial_id", "criterion", "density"]]
-    history = query(store, "history", columns=["trial_id", "epoch", metric])
-    data = history.merge(trials, on="trial_id")
-    densities = sorted(data["density"].unique())
-    fig, axes = _panels(len(densities), f"{metric} per epoch (mean ± std over seeds)")
-    for ax, d in zip(axes, densities):
-        _lines(ax, data[data["density"] == d], "epoch", metric, "criterion")
-        ax.set(title=f"density {d:g}", xlabel="epoch", ylabel=metric)
+def _update_period(store: ParquetStore, metric: str, where: str | None):
+    trials = _trials(store, where)
+    facets = _facets(trials, ("update_period",))
+    fig, axes = _panels(len(facets), f"{metric} vs update period (mean ± std over seeds)", sharey=True)
+    for ax, facet in zip(axes, facets):
+        data = _select(trials, facet)
+        dst = data[data["kind"] == "dst"]
+        for criterion, g in dst.groupby("criterion"):
+            _band(ax, g, "update_period", metric, criterion)
+        _reference(ax, data.loc[data["kind"] == "static", metric], "static")
+        _reference(ax, data.loc[data["kind"] == "dense", metric], "dense")
+        _log_ticks(ax, dst["update_period"])
+        ax.set(title=_title(facet), xlabel="update period (optimizer steps)", ylabel=metric)
         ax.grid(alpha=0.3)
-    axes[0].legend(title="criterion", fontsize=8)
+        _legend(ax)
     return fig
 
 
-def _jaccard(store: ParquetStore, metric: str):
+def _curves(store: ParquetStore, metric: str, where: str | None):
+    per_epoch = metric.removeprefix("final_")
+    per_epoch = per_epoch if per_epoch in ("test_accuracy", "val_accuracy", "train_accuracy", "test_loss",
+                                           "train_loss", "val_loss", "itop_rate") else "test_accuracy"
+    trials = _trials(store, where)
+    history = query(store, "history", columns=["trial_id", "epoch", per_epoch])
+    facets = _facets(trials, ("seed",)) or [{}]
+    fig, axes = _panels(len(facets), f"{per_epoch} per epoch (mean ± std over seeds)")
+    for ax, facet in zip(axes, facets):
+        data = _select(trials, facet).assign(line=lambda f: f["criterion"].where(f["kind"] == "dst", f["kind"]))
+        merged = history.merge(data[["trial_id", "line"]], on="trial_id")
+        for line, g in merged.groupby("line"):
+            _band(ax, g, "epoch", per_epoch, line, ls="--" if line in ("static", "dense") else "-")
+        ax.set(title=_title(facet), xlabel="epoch", ylabel=per_epoch)
+        ax.grid(alpha=0.3)
+        _legend(ax)
+    return fig
+
+
+def _jaccard(store: ParquetStore, metric: str, where: str | None):
     del metric
     data = query(store, "jaccard")
+    if where:
+        data = data[data["trial_id"].isin(_trials(store, where)["trial_id"])]
     if data.empty:
         raise StoreError(f"{store.root}: no Jaccard rows; train with --jaccard-every N (or jaccard_every: N "
                          "in the spec) to record what each criterion would remove")
     last = data.groupby("trial_id")["epoch"].transform("max") == data["epoch"]
     matrix = data[last].pivot_table(index="criterion_a", columns="criterion_b", values="jaccard", aggfunc="mean")
-    fig, (ax,) = _panels(1, "Jaccard overlap of what criteria remove\n(last recorded epoch, mean over trials)",
-                         size=(7, 6))
+    fig, (ax,) = _panels(1, "Jaccard overlap of what criteria would remove\n(last recorded epoch, mean over trials)",
+                         size=(7.5, 6.5))
     image = ax.imshow(matrix.to_numpy(dtype=float), vmin=0, vmax=1, cmap="viridis")
     ax.set_xticks(range(len(matrix.columns)), matrix.columns, rotation=45, ha="right")
     ax.set_yticks(range(len(matrix.index)), matrix.index)
@@ -116,18 +191,43 @@ def _jaccard(store: ParquetStore, metric: str):
     return fig
 
 
+def _search(store: ParquetStore, metric: str, where: str | None):
+    trials = _trials(store, where)
+    params = varying_axes(trials)
+    if not params:
+        raise StoreError(f"{store.root}: no parameter varies between the trials; nothing to plot against")
+    fig, axes = _panels(len(params), f"{metric} of each trial against the searched parameters", size=(4.5, 3.8))
+    for ax, param in zip(axes, params):
+        values = trials[param]
+        if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+            ax.scatter(values, trials[metric], s=14)
+            if values.min() > 0 and values.max() / values.min() > 20:
+                ax.set_xscale("log")
+        else:  # a categorical choice: one column of points per value
+            names = sorted(values.dropna().astype(str).unique())
+            ax.scatter([names.index(str(v)) for v in values], trials[metric], s=14,
+                       c=[COLOURS.get(str(v), "C0") for v in values])
+            ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
+        ax.set(xlabel=param, ylabel=metric)
+        ax.grid(alpha=0.3)
+    return fig
+
+
 KINDS: dict[str, Callable] = {"density": _density, "update-period": _update_period, "curves": _curves,
-                              "jaccard": _jaccard}
+                              "jaccard": _jaccard, "search": _search}
 
 
-def plot(store: ParquetStore, kind: str, out: str | Path, metric: str = "final_test_accuracy") -> Path:
-    """Draw figure ``kind`` of the study into the PNG file ``out``."""
+def plot(store: ParquetStore, kind: str, out: str | Path, metric: str = "final_test_accuracy",
+         where: str | None = None) -> Path:
+    """Draw figure ``kind`` of the study (its trials matching ``where``) into the PNG file ``out``."""
     if kind not in KINDS:
         raise StoreError(f"unknown plot kind {kind!r} (choices: {', '.join(sorted(KINDS))})")
-    fig = KINDS[kind](store, metric)
     out = Path(out)
+    if out.suffix.lower() != ".png":
+        raise StoreError(f"--out {str(out)!r}: expected a .png file name")
+    fig = KINDS[kind](store, metric, where)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(out, dpi=120)
+    fig.savefig(out, dpi=110)
     plt.close(fig)
     return out

@@ -2,8 +2,8 @@
 
 * :func:`open_study` resolves a study directory, URI, or name under the results root.
 * :func:`query` filters a table with a pandas expression, reading only the columns it needs.
-* :func:`compare` pivots a metric (rows × columns, e.g. criterion × density): mean, std and
-  number of seeds per cell, the best row of each column, and each cell's gap to that best.
+
+Comparison tables are built from these frames by :mod:`study.comparison`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import ast
 import functools
 import operator
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -21,7 +20,7 @@ import pyarrow.dataset as ds
 
 from .store import TABLES, ParquetStore, StoreError
 
-__all__ = ["Comparison", "compare", "default_root", "open_study", "query"]
+__all__ = ["default_root", "open_study", "query"]
 
 
 def default_root() -> Path:
@@ -100,30 +99,3 @@ def query(store: ParquetStore, table: str = "trials", where: str | None = None,
     if where:
         frame = frame.query(where)
     return frame[wanted].reset_index(drop=True)
-
-
-@dataclass
-class Comparison:
-    mean: pd.DataFrame  # rows × cols
-    std: pd.DataFrame
-    count: pd.DataFrame  # number of seeds (trials) per cell
-    best: pd.Series  # per column: the row label with the highest mean
-    gap: pd.DataFrame  # mean minus the column's best mean (0 for the best, negative otherwise)
-    metric: str
-
-
-def compare(trials: pd.DataFrame, metric: str = "final_test_accuracy", rows: str = "criterion",
-            cols: str = "density", status: str | None = "completed") -> Comparison:
-    """Pivot ``metric`` over completed trials: mean ± std over seeds, counts, best row per column."""
-    for name in (metric, rows, cols):
-        if name not in trials.columns:
-            raise StoreError(f"unknown column {name!r} (columns: {', '.join(trials.columns)})")
-    data = trials if status is None else trials[trials["status"] == status]
-    data = data.assign(**{metric: pd.to_numeric(data[metric], errors="coerce").astype("float64")})
-    grouped = data.groupby([rows, cols], observed=True)[metric]
-    mean = grouped.mean().unstack(cols).sort_index().sort_index(axis=1)
-    std = grouped.std(ddof=1).unstack(cols).reindex_like(mean)
-    count = grouped.count().unstack(cols).reindex_like(mean).fillna(0).astype(int)
-    best = mean.idxmax(axis=0)
-    gap = mean - mean.max(axis=0)
-    return Comparison(mean, std, count, best, gap, metric)

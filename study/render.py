@@ -9,9 +9,10 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from .queries import Comparison
+from .comparison import Comparison
 
-__all__ = ["FORMATS", "comparison_frame", "print_comparison", "print_frame"]
+__all__ = ["FORMATS", "comparison_caption", "comparison_frame", "comparison_tables", "print_comparison",
+           "print_frame"]
 
 FORMATS = ("table", "csv", "json")
 
@@ -40,35 +41,63 @@ def _scale(metric: str) -> float:
 
 
 def comparison_frame(c: Comparison) -> pd.DataFrame:
-    """Long form: one row per cell with mean, std, count, gap and whether it is the column's best."""
-    frame = pd.DataFrame({"mean": c.mean.stack(), "std": c.std.stack(), "n": c.count.stack(), "gap": c.gap.stack()})
-    frame = frame.reset_index()
-    rows, cols = c.mean.index.name, c.mean.columns.name
-    frame["best"] = [c.best.get(col) == row for row, col in zip(frame[rows], frame[cols])]
-    return frame
+    """Long form: one row per cell with n, mean, std, gap to the best, best / tied and the test."""
+    columns = [*c.split, c.rows, c.cols, "kind", "n", "mean", "std", "gap", "best", "tied", "t", "p"]
+    return c.cells[columns].reset_index(drop=True)
+
+
+def _label(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _row_order(table: pd.DataFrame, rows: str) -> list:
+    dst = sorted(table.loc[table["kind"] == "dst", rows].unique(), key=str)
+    return dst + [r for r in ("static", "dense") if (table[rows] == r).any()]
+
+
+def comparison_tables(c: Comparison, percent: bool = True) -> list[tuple[str, list[str], list[list[str]]]]:
+    """Each table as (title, header, rows of cell texts with ★ best and ☆ tied): for any renderer."""
+    k = _scale(c.metric) if percent else 1.0
+    usual_n = int(c.cells["n"].mode().iloc[0]) if len(c.cells) else 0
+    out = []
+    for values, table in c.tables:
+        title = ", ".join(f"{axis} = {_label(v)}" for axis, v in values.items())
+        columns = sorted(table.loc[table["kind"] == "dst", c.cols].unique(), key=lambda v: (str(type(v)), v))
+        body = []
+        for row in _row_order(table, c.rows):
+            cells = []
+            for col in columns:
+                hit = table[(table[c.rows] == row) & (table[c.cols] == col)]
+                if hit.empty:
+                    cells.append("–")
+                    continue
+                cell = hit.iloc[0]
+                text = f"{cell['mean'] * k:.1f}" + ("" if pd.isna(cell["std"]) else f" ± {cell['std'] * k:.1f}")
+                text += "" if cell["n"] == usual_n else f" ({cell['n']})"
+                text += " ★" if cell["best"] else " ☆" if cell["tied"] else ""
+                cells.append(text)
+            body.append([str(row), *cells])
+        out.append((title, [f"{c.rows} \\ {c.cols}", *map(_label, columns)], body))
+    return out
+
+
+def comparison_caption(c: Comparison) -> str:
+    unit = " (%)" if _scale(c.metric) == 100 else ""
+    usual_n = int(c.cells["n"].mode().iloc[0]) if len(c.cells) else 0
+    return f"{c.metric}{unit}: {c.caption}; n = {usual_n} seeds per cell unless shown in ( )"
 
 
 def print_comparison(c: Comparison, fmt: str = "table", file: TextIO | None = None) -> None:
     if fmt != "table":
         print_frame(comparison_frame(c), fmt, file)
         return
-    k = _scale(c.metric)
-    unit = " (%)" if k == 100 else ""
-    rows, cols = c.mean.index.name, c.mean.columns.name
-    table = Table(title=f"{c.metric}{unit}: mean ± std over seeds (n), ★ best per {cols}, Δ gap to best",
-                  show_edge=False, header_style="bold")
-    table.add_column(f"{rows} \\ {cols}")
-    for col in c.mean.columns:
-        table.add_column(f"{col:g}" if isinstance(col, float) else str(col), justify="right")
-    for row in c.mean.index:
-        cells = []
-        for col in c.mean.columns:
-            mean, std, n = c.mean.loc[row, col], c.std.loc[row, col], c.count.loc[row, col]
-            if pd.isna(mean):
-                cells.append("–")
-                continue
-            text = f"{mean * k:.2f}" + ("" if pd.isna(std) else f" ± {std * k:.2f}") + f" ({n})"
-            best = c.best.get(col) == row
-            cells.append(f"[bold]{text} ★[/bold]" if best else f"{text} Δ{c.gap.loc[row, col] * k:+.2f}")
-        table.add_row(str(row), *cells)
-    _console(file).print(table)
+    console = _console(file)
+    console.print(comparison_caption(c), markup=False)
+    for title, header, body in comparison_tables(c):
+        table = Table(title=title or None, show_edge=False, header_style="bold")
+        for i, name in enumerate(header):
+            table.add_column(name, justify="left" if i == 0 else "right")
+        for row in body:
+            styled = [f"[bold]{t}[/bold]" if t.endswith("★") else t for t in row]
+            table.add_row(*styled)
+        console.print(table)

@@ -1,39 +1,10 @@
 import pandas as pd
 import pytest
 
-from study.queries import compare, open_study, query
+from study.queries import open_study, query
 from study.store import ParquetStore, StoreError
 
 from .test_store import _trial
-
-
-def _synthetic():
-    # criterion x density x seed with hand-picked accuracies
-    rows = [
-        ("magnitude", 0.1, 0, 0.80), ("magnitude", 0.1, 1, 0.84), ("magnitude", 0.5, 0, 0.90),
-        ("snip", 0.1, 0, 0.70), ("snip", 0.1, 1, 0.74), ("snip", 0.1, 2, 0.72), ("snip", 0.5, 0, 0.95),
-        ("snip", 0.5, 1, 0.90), ("random", 0.5, 0, 0.10, "failed"),
-    ]
-    return pd.DataFrame([{"criterion": r[0], "density": r[1], "seed": r[2], "final_test_accuracy": r[3],
-                          "status": r[4] if len(r) > 4 else "completed"} for r in rows])
-
-
-def test_compare_equals_hand_computed_pivot():
-    c = compare(_synthetic())
-    assert c.mean.loc["magnitude", 0.1] == pytest.approx(0.82)
-    assert c.std.loc["magnitude", 0.1] == pytest.approx(0.028284271, rel=1e-6)  # sd of (0.80, 0.84)
-    assert c.mean.loc["snip", 0.1] == pytest.approx(0.72) and c.std.loc["snip", 0.1] == pytest.approx(0.02)
-    assert c.mean.loc["snip", 0.5] == pytest.approx(0.925) and c.count.loc["snip", 0.5] == 2
-    assert c.count.loc["magnitude", 0.5] == 1 and pd.isna(c.std.loc["magnitude", 0.5])
-    assert "random" not in c.mean.index  # failed trials are left out
-    assert c.best.to_dict() == {0.1: "magnitude", 0.5: "snip"}
-    assert c.gap.loc["snip", 0.1] == pytest.approx(-0.10) and c.gap.loc["magnitude", 0.5] == pytest.approx(-0.025)
-    assert c.gap.loc["magnitude", 0.1] == 0
-
-
-def test_compare_unknown_column():
-    with pytest.raises(StoreError, match="unknown column 'growht'"):
-        compare(_synthetic(), rows="growht")
 
 
 def test_query_reads_where_columns_and_rejects_unknown(tmp_path):

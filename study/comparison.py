@@ -1,0 +1,192 @@
+"""Comparison tables that say what they average: over seeds, and over nothing else.
+
+:func:`compare` pivots a metric of the completed trials into ``rows`` × ``cols`` (criterion ×
+density by default). A cell is the mean ± std over **seeds** only: every other config axis that
+varies among the DST trials (growth, update period, ...) splits the comparison into one table per
+value, never pooled. The static and dense baselines are reference rows of every table they apply
+to: static per density, dense as one value. They are not ranked.
+
+Per column, the best mean of the DST rows is marked, and every row whose seeds are not
+significantly different from the best's is marked as tied: Welch's t-test (two-sided, unequal
+variances, which suits 3–5 seeds per cell), tied when p ≥ ``alpha`` (0.05). A cell with fewer than
+two seeds is never tested. :func:`ranking` orders the trials of a search by the metric instead.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from dst_core.config import RUN_ONLY_FIELDS, UNUSED_BY_KIND
+
+from .store import CONFIG_COLUMNS, StoreError
+
+__all__ = ["Comparison", "SPANS", "TEST", "compare", "default_axes", "default_metric", "groupable", "ranking",
+           "trial_kinds", "varying_axes"]
+
+TEST = "Welch's two-sided t-test"
+REFERENCES = ("static", "dense")
+# axes that never split a comparison: what is averaged over, and what does not change a result
+_NOT_AXES = {"seed", "static", *RUN_ONLY_FIELDS}
+# a baseline's value spans the axes it never reads; the dense baseline also spans density
+SPANS = {"static": set(UNUSED_BY_KIND["static"]), "dense": set(UNUSED_BY_KIND["dense"]) | {"density"}}
+
+
+@dataclass
+class Comparison:
+    """One table per combination of ``split`` values; ``cells`` holds them all in long form."""
+
+    metric: str
+    rows: str
+    cols: str
+    split: list[str]  # axes that vary inside a rows × cols cell, one table per combination
+    cells: pd.DataFrame  # split..., rows, cols, kind, n, mean, std, gap, best, tied, t, p
+    alpha: float = 0.05
+    higher_is_better: bool = True
+    tables: list[tuple[dict, pd.DataFrame]] = field(default_factory=list)  # (split values, its cells)
+
+    @property
+    def caption(self) -> str:
+        best = "highest" if self.higher_is_better else "lowest"
+        return (f"mean ± std over seeds; ★ {best} mean per {self.cols}, ☆ not significantly different from "
+                f"it ({TEST}, p ≥ {self.alpha:g}); static and dense are reference rows, not ranked")
+
+
+def trial_kinds(trials: pd.DataFrame) -> pd.Series:
+    """The ``kind`` column; rows written before it existed are dense at density 1, else DST."""
+    guessed = np.where(trials["density"] == 1.0, "dense", "dst") if "density" in trials else "dst"
+    if "kind" not in trials:
+        return pd.Series(guessed, index=trials.index)
+    return trials["kind"].fillna(pd.Series(guessed, index=trials.index))
+
+
+def groupable(column: pd.Series) -> pd.Series:
+    """Lists (``lr_milestones``) become tuples so that they can be grouped on."""
+    return column.map(lambda v: tuple(v) if isinstance(v, (list, np.ndarray)) else v)
+
+
+def default_metric(trials: pd.DataFrame) -> str:
+    """``test_accuracy_at_best_val`` (the paper's number) when every completed trial has it, else
+    ``final_test_accuracy``."""
+    done = trials[trials["status"] == "completed"] if "status" in trials else trials
+    column = done.get("test_accuracy_at_best_val")
+    return "test_accuracy_at_best_val" if column is not None and len(done) and column.notna().all() \
+        else "final_test_accuracy"
+
+
+def varying_axes(trials: pd.DataFrame) -> list[str]:
+    """Config axes with more than one value among the DST trials, in config order."""
+    dst = trials[trial_kinds(trials) == "dst"]
+    return [c for c in CONFIG_COLUMNS if c in dst and c not in _NOT_AXES
+            and groupable(dst[c]).dropna().nunique() > 1]
+
+
+def default_axes(trials: pd.DataFrame) -> tuple[str, str]:
+    """``rows``, ``cols`` for a closing table that follows the study's axes: criterion against the
+    varying axis with the most values (density on a tie, or when nothing else varies)."""
+    varying = varying_axes(trials)
+    rows = "criterion" if "criterion" in varying or len(varying) < 2 else varying[0]
+    others = [a for a in varying if a != rows]
+    if not others:
+        return rows, "density"
+    dst = trials[trial_kinds(trials) == "dst"]
+    return rows, max(others, key=lambda a: (groupable(dst[a]).nunique(), a == "density"))
+
+
+def _welch(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """Welch's t statistic and two-sided p of ``a`` against ``b``; NaN when either has < 2 values."""
+    from scipy import stats  # a dependency of scikit-learn; loaded only when a table is built
+    if len(a) < 2 or len(b) < 2:
+        return math.nan, math.nan
+    if np.var(a) == 0 and np.var(b) == 0:  # no spread: equal means are tied, others are not
+        return (0.0, 1.0) if np.mean(a) == np.mean(b) else (math.inf, 0.0)
+    with warnings.catch_warnings():  # nearly equal samples: scipy warns of precision, the answer stands
+        warnings.simplefilter("ignore", RuntimeWarning)
+        result = stats.ttest_ind(a, b, equal_var=False)
+    return float(result.statistic), float(result.pvalue)
+
+
+def compare(trials: pd.DataFrame, metric: str = "final_test_accuracy", rows: str = "criterion",
+            cols: str = "density", status: str | None = "completed", alpha: float = 0.05) -> Comparison:
+    """The comparison of ``metric`` over ``rows`` × ``cols`` (module docstring)."""
+    for name in (metric, rows, cols):
+        if name not in trials.columns:
+            raise StoreError(f"unknown column {name!r} (columns: {', '.join(trials.columns)})")
+    if rows == cols:
+        raise StoreError(f"--rows and --cols are both {rows!r}; choose two different columns")
+    data = trials if status is None else trials[trials["status"] == status]
+    data = data.assign(kind=trial_kinds(data), **{metric: pd.to_numeric(data[metric], errors="coerce")})
+    data = data[data[metric].notna()]
+    split = [a for a in varying_axes(data) if a not in (rows, cols)]
+    for axis in {rows, cols, *split}:
+        data[axis] = groupable(data[axis])
+    higher = "loss" not in metric
+    dst = data[data["kind"] == "dst"]
+    groups = dst.groupby([*split, rows, cols], dropna=False, observed=True)[metric]
+    cells = groups.agg(n="count", mean="mean", std="std").reset_index().assign(kind="dst")
+    samples = {key if isinstance(key, tuple) else (key,): g.to_numpy() for key, g in groups}
+    refs = [_reference(data[data["kind"] == kind], kind, metric, rows, cols, split, cells)
+            for kind in REFERENCES]
+    cells = pd.concat([cells, *[r for r in refs if not r.empty]], ignore_index=True)
+    cells = _rank(cells, samples, split, rows, cols, higher, alpha)
+    comparison = Comparison(metric, rows, cols, split, cells, alpha, higher)
+    if not split:
+        comparison.tables.append(({}, cells))
+        return comparison
+    for values, table in cells.groupby(split, dropna=False, observed=True, sort=True):
+        values = values if isinstance(values, tuple) else (values,)
+        comparison.tables.append((dict(zip(split, values)), table))
+    return comparison
+
+
+def _reference(data: pd.DataFrame, kind: str, metric: str, rows: str, cols: str, split: list[str],
+               dst_cells: pd.DataFrame) -> pd.DataFrame:
+    """A baseline's cells: grouped by the axes it reads, repeated over those it spans."""
+    if data.empty:
+        return pd.DataFrame()
+    used = [a for a in (*split, cols) if a not in SPANS[kind]]
+    stats = (data.groupby(used, dropna=False, observed=True)[metric].agg(n="count", mean="mean", std="std")
+             .reset_index() if used else
+             pd.DataFrame([{"n": data[metric].count(), "mean": data[metric].mean(), "std": data[metric].std()}]))
+    spanned = [a for a in (*split, cols) if a not in used]
+    grid = dst_cells[spanned].drop_duplicates() if spanned and not dst_cells.empty else None
+    if grid is not None:
+        stats = stats.merge(grid, how="cross")
+    if cols in used and not dst_cells.empty:  # only the columns the DST rows have
+        stats = stats[stats[cols].isin(dst_cells[cols].unique())]
+    return stats.assign(**{rows: kind, "kind": kind})
+
+
+def _rank(cells: pd.DataFrame, samples: dict, split: list[str], rows: str, cols: str, higher: bool,
+          alpha: float) -> pd.DataFrame:
+    cells = cells.assign(gap=math.nan, best=False, tied=False, t=math.nan, p=math.nan)
+    dst = cells[cells["kind"] == "dst"]
+    for _, column in dst.groupby([*split, cols], dropna=False, observed=True):
+        best_i = column["mean"].idxmax() if higher else column["mean"].idxmin()
+        best = cells.loc[best_i]
+        best_key = (*(best[a] for a in split), best[rows], best[cols])
+        cells.loc[column.index, "gap"] = column["mean"] - best["mean"]
+        cells.loc[best_i, "best"] = True
+        for i in column.index:
+            if i == best_i:
+                continue
+            row = cells.loc[i]
+            key = (*(row[a] for a in split), row[rows], row[cols])
+            t, p = _welch(samples[key], samples[best_key])
+            cells.loc[i, ["t", "p"]] = t, p
+            cells.loc[i, "tied"] = bool(p >= alpha) if not math.isnan(p) else False
+    return cells
+
+
+def ranking(trials: pd.DataFrame, metric: str, params: list[str], higher_is_better: bool = True,
+            status: str | None = "completed") -> pd.DataFrame:
+    """The trials of a search, best first: rank, the metric, the sampled values, the trial id."""
+    data = trials if status is None else trials[trials["status"] == status]
+    data = data.sort_values(metric, ascending=not higher_is_better, kind="stable").reset_index(drop=True)
+    out = data[[metric, *params, "seed", "trial_id"]].copy()
+    out.insert(0, "rank", range(1, len(out) + 1))
+    return out

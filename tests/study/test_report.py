@@ -1,0 +1,68 @@
+"""The study report: one self-contained HTML page, rendered in a real headless Chromium."""
+
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from study.cli import main
+
+QUICK = ["--epochs", "2", "--batch-size", "256", "--lr", "0.1", "--update-period", "5", "--device", "cpu",
+         "--jaccard-every", "2"]
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    root = tmp_path_factory.mktemp("results") / "demo"
+    runs = [[*QUICK, "--criterion", c, "--density", d, "--seed", s]
+            for c in ("magnitude", "snip") for d in ("0.05", "0.2") for s in ("0", "1")]
+    runs += [[*QUICK, "--static", "--density", d, "--seed", s] for d in ("0.05", "0.2") for s in ("0", "1")]
+    runs += [[*QUICK, "--density", "1.0", "--seed", s] for s in ("0", "1")]
+    for args in runs:
+        assert main(["train", *args, "--results", str(root)]) == 0
+    out = tmp_path_factory.mktemp("report")
+    assert main(["report", str(root), "--out", str(out)]) == 0
+    return out
+
+
+def test_report_holds_counts_tables_and_every_figure_inline(report):
+    page = (report / "index.html").read_text()
+    assert sorted(p.name for p in report.glob("*.png")) == ["curves.png", "density.png", "jaccard.png"]
+    assert page.count("<img") == 3 and page.count("src='data:image/png;base64,") == 3  # no file needed
+    assert "http://" not in page and "https://" not in page  # nothing to fetch
+    assert "<td>dst</td><td>8</td>" in page and "<td>static</td><td>4</td>" in page and "<td>dense</td><td>2</td>" in page
+    assert "Welch&#x27;s two-sided t-test" in page and "★" in page
+    assert page.count("<tr class=\"ref\"><td>static</td>") == 2  # a reference row in both metrics' tables
+
+
+def _chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if shutil.which(name):
+            return shutil.which(name)
+    pytest.skip("no Chromium here: install Debian's chromium package (as .ci/run does) to render the report")
+
+
+# Injected by the test into a copy of the page: after load, count the images that really decoded.
+_PROBE = """<script>window.addEventListener('load', () => {
+  const images = [...document.images], loaded = images.filter(i => i.complete && i.naturalWidth > 0);
+  const p = document.createElement('pre'); p.id = 'probe';
+  p.textContent = `images ${images.length} loaded ${loaded.length} tables ${document.querySelectorAll('table').length}`;
+  document.body.appendChild(p); });</script>"""
+
+
+def test_report_renders_in_a_headless_browser(report, tmp_path):
+    browser = _chromium()
+    page = tmp_path / "probed.html"
+    page.write_text((report / "index.html").read_text().replace("</body>", _PROBE + "</body>"))
+    out = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom",
+                          "--virtual-time-budget=10000", page.as_uri()], capture_output=True, text=True,
+                         timeout=120)
+    found = re.search(r"images (\d+) loaded (\d+) tables (\d+)", out.stdout)
+    assert found, out.stderr[-2000:]
+    images, loaded, tables = map(int, found.groups())
+    assert images == loaded == 3 and tables == 3  # the counts, and a comparison table per metric
+    shot = tmp_path / "shot.png"
+    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1200,1600",
+                    f"--screenshot={shot}", (report / "index.html").as_uri()], capture_output=True, timeout=120)
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
