@@ -25,7 +25,7 @@ from dst_core.config import RUN_ONLY_FIELDS, UNUSED_BY_KIND
 
 from .store import CONFIG_COLUMNS, StoreError
 
-__all__ = ["Comparison", "SPANS", "TEST", "compare", "default_axes", "default_metric", "groupable", "ranking",
+__all__ = ["Comparison", "SPANS", "TEST", "compare", "default_axes", "default_metric", "groupable", "ranking", "welch",
            "trial_kinds", "varying_axes"]
 
 TEST = "Welch's two-sided t-test"
@@ -97,7 +97,7 @@ def default_axes(trials: pd.DataFrame) -> tuple[str, str]:
     return rows, max(others, key=lambda a: (groupable(dst[a]).nunique(), a == "density"))
 
 
-def _welch(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+def welch(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     """Welch's t statistic and two-sided p of ``a`` against ``b``; NaN when either has < 2 values."""
     from scipy import stats  # a dependency of scikit-learn; loaded only when a table is built
     if len(a) < 2 or len(b) < 2:
@@ -176,7 +176,7 @@ def _rank(cells: pd.DataFrame, samples: dict, split: list[str], rows: str, cols:
                 continue
             row = cells.loc[i]
             key = (*(row[a] for a in split), row[rows], row[cols])
-            t, p = _welch(samples[key], samples[best_key])
+            t, p = welch(samples[key], samples[best_key])
             cells.loc[i, ["t", "p"]] = t, p
             cells.loc[i, "tied"] = bool(p >= alpha) if not math.isnan(p) else False
     return cells

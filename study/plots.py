@@ -6,8 +6,8 @@
 * ``update-period`` (Figure 4): a metric against the update period (log axis), a panel per density
   × growth, with the static and dense baselines as horizontal references.
 * ``curves``: a per-epoch metric, mean ± std over seeds, a panel per density × growth.
-* ``jaccard`` (Figure 6): heat-map of the mean Jaccard overlap of what pairs of criteria would
-  remove from the same state (last recorded epoch of each trial).
+* ``jaccard`` (Figure 6): heat-maps of the mean Jaccard overlap of what pairs of criteria would
+  remove from the same state, at up to four recorded epochs (the overlap changes as training goes).
 * ``search``: the metric of every trial of a search against each searched parameter.
 
 Every figure gives a criterion the same colour (:data:`COLOURS`); all take ``where`` like ``query``.
@@ -69,10 +69,11 @@ def _log_ticks(ax, values: pd.Series) -> None:
     ax.minorticks_off()
 
 
-def _panels(n: int, title: str, size: tuple[float, float] = (5.5, 4), sharey: bool = False):
-    cols = min(n, 3)
+def _panels(n: int, title: str, size: tuple[float, float] = (5.5, 4), sharey: bool = False, max_cols: int = 3):
+    cols = min(n, max_cols)
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(size[0] * cols, size[1] * rows), squeeze=False, sharey=sharey)
+    fig, axes = plt.subplots(rows, cols, figsize=(size[0] * cols, size[1] * rows), squeeze=False, sharey=sharey,
+                             layout="constrained")
     for ax in axes.flat[n:]:
         ax.set_visible(False)
     fig.suptitle(title)
@@ -178,16 +179,21 @@ def _jaccard(store: ParquetStore, metric: str, where: str | None):
     if data.empty:
         raise StoreError(f"{store.root}: no Jaccard rows; train with --jaccard-every N (or jaccard_every: N "
                          "in the spec) to record what each criterion would remove")
-    last = data.groupby("trial_id")["epoch"].transform("max") == data["epoch"]
-    matrix = data[last].pivot_table(index="criterion_a", columns="criterion_b", values="jaccard", aggfunc="mean")
-    fig, (ax,) = _panels(1, "Jaccard overlap of what criteria would remove\n(last recorded epoch, mean over trials)",
-                         size=(7.5, 6.5))
-    image = ax.imshow(matrix.to_numpy(dtype=float), vmin=0, vmax=1, cmap="viridis")
-    ax.set_xticks(range(len(matrix.columns)), matrix.columns, rotation=45, ha="right")
-    ax.set_yticks(range(len(matrix.index)), matrix.index)
-    for (i, j), v in pd.DataFrame(matrix.to_numpy()).stack().items():
-        ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7, color="white" if v < 0.6 else "black")
-    fig.colorbar(image, ax=ax)
+    epochs = sorted(data["epoch"].unique())
+    if len(epochs) > 4:  # four moments of training, evenly spread
+        epochs = [epochs[round(i * (len(epochs) - 1) / 3)] for i in range(4)]
+    fig, axes = _panels(len(epochs), "Jaccard overlap of what criteria would remove from the same state "
+                                     "(mean over trials)", size=(6, 5.2), max_cols=2)
+    for ax, epoch in zip(axes, epochs):
+        matrix = data[data["epoch"] == epoch].pivot_table(index="criterion_a", columns="criterion_b",
+                                                          values="jaccard", aggfunc="mean")
+        image = ax.imshow(matrix.to_numpy(dtype=float), vmin=0, vmax=1, cmap="viridis")
+        ax.set_xticks(range(len(matrix.columns)), matrix.columns, rotation=45, ha="right", fontsize=8)
+        ax.set_yticks(range(len(matrix.index)), matrix.index, fontsize=8)
+        for (i, j), v in pd.DataFrame(matrix.to_numpy()).stack().items():
+            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=6.5, color="white" if v < 0.6 else "black")
+        ax.set_title(f"epoch {epoch}")
+    fig.colorbar(image, ax=axes, shrink=0.8)
     return fig
 
 
@@ -227,7 +233,6 @@ def plot(store: ParquetStore, kind: str, out: str | Path, metric: str = "final_t
         raise StoreError(f"--out {str(out)!r}: expected a .png file name")
     fig = KINDS[kind](store, metric, where)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
+    fig.savefig(out, dpi=110)  # the panels' layout is matplotlib's constrained layout
     plt.close(fig)
     return out

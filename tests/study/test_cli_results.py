@@ -43,12 +43,22 @@ def test_query_where_and_formats(study, capsys):
     assert len(json.loads(capsys.readouterr().out)) == 8
 
 
-@pytest.mark.parametrize("kind", ["density", "curves", "jaccard", "update-period"])
+@pytest.mark.parametrize("kind", ["density", "curves", "jaccard", "update-period", "search"])
 def test_plot_writes_a_png(study, tmp_path, kind):
     out = tmp_path / f"{kind}.png"
     assert main(["plot", str(study), "--kind", kind, "--out", str(out)]) == 0
     data = out.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+
+
+def test_plot_where_narrows_and_bad_output_name_is_refused(study, tmp_path, capsys):
+    out = tmp_path / "snip.png"
+    assert main(["plot", str(study), "--kind", "density", "--where", "criterion == 'snip'", "--out", str(out)]) == 0
+    assert out.read_bytes()[:4] == b"\x89PNG"
+    assert main(["plot", str(study), "--kind", "density", "--where", "criterion == 'nope'", "--out", str(out)]) == 2
+    assert "no completed trials to plot where criterion == 'nope'" in capsys.readouterr().err
+    assert main(["plot", str(study), "--kind", "density", "--out", str(tmp_path / "x.jpg")]) == 2
+    assert "expected a .png file name" in capsys.readouterr().err
 
 
 def test_status_and_compact(study, capsys):
@@ -64,7 +74,7 @@ def test_status_and_compact(study, capsys):
     (["query", "nosuchstudy"], "unknown study 'nosuchstudy'"),
     (["query", "{study}", "--where", "densty < 0.1"], "unknown column(s) 'densty'"),
     (["query", "{study}", "--columns", "acc"], "unknown column(s) 'acc'"),
-    (["compare", "{study}", "--metric", "acc"], "unknown column(s) 'acc'"),
+    (["compare", "{study}", "--metric", "acc"], "unknown column 'acc'"),
 ])
 def test_bad_input(study, capsys, args, message):
     args = [a.replace("{study}", str(study)) for a in args]
