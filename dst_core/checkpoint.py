@@ -4,11 +4,17 @@ A checkpoint holds the run's identity (its config without run-only fields), its 
 (epoch, batch within the epoch, optimizer step), model, optimizer, masks and updater state, RNG
 states, the running sums of a partial epoch and the metrics so far. Loading one for a different
 config raises :class:`~dst_core.errors.CheckpointMismatchError` listing the differing fields.
+
+Checkpoints may sit in a folder others can write (a study's shared storage), so they are loaded
+with ``torch.load(weights_only=True)``: tensors, numbers, strings and containers only, never
+arbitrary objects, so a planted file cannot run code. Everything a checkpoint holds is of those
+types (``rng.capture`` turns NumPy's state into a tensor for this).
 """
 
 from __future__ import annotations
 
 import os
+import pickle
 import tempfile
 from pathlib import Path
 from typing import Any, Mapping
@@ -20,7 +26,7 @@ from .errors import CheckpointMismatchError
 __all__ = ["FILENAME", "FORMAT", "check_identity", "load", "save"]
 
 FILENAME = "checkpoint.pt"
-FORMAT = 1  # bump when the layout changes; load() refuses newer formats
+FORMAT = 2  # bump when the layout changes; load() refuses newer formats. 2: weights_only-safe RNG state
 
 
 def save(path: str | os.PathLike, state: Mapping[str, Any]) -> None:
@@ -39,7 +45,19 @@ def save(path: str | os.PathLike, state: Mapping[str, Any]) -> None:
 
 
 def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    state = torch.load(path, map_location=map_location, weights_only=False)
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        reason = str(e).strip().splitlines()[0][:200]
+        raise CheckpointMismatchError(
+            f"checkpoint {path}: refused: it holds something other than tensors, numbers and containers "
+            f"({reason}); it was written by a dst-study older than checkpoint format 2 or by something else. "
+            "Delete it to start that run over") from None
+    except (RuntimeError, EOFError, OSError) as e:
+        raise CheckpointMismatchError(f"checkpoint {path}: unreadable ({str(e).strip()[:200]}); delete it to "
+                                      "start that run over") from None
+    if not isinstance(state, dict):
+        raise CheckpointMismatchError(f"checkpoint {path}: not a dst-study checkpoint; delete it to start over")
     if state.get("format", 0) > FORMAT:
         raise CheckpointMismatchError(f"checkpoint {path}: format {state['format']} is newer than "
                                       f"this dst-study understands ({FORMAT}); upgrade dst-study")

@@ -119,7 +119,8 @@ def _parser() -> argparse.ArgumentParser:
     q = sub.add_parser("query", help="rows of a study's table, filtered")
     q.add_argument("study")
     q.add_argument("--table", choices=sorted(TABLES), default="trials")
-    q.add_argument("--where", help="pandas expression, e.g. \"criterion == 'snip' and density < 0.2\"")
+    q.add_argument("--where", help="filter, e.g. \"criterion == 'snip' and density < 0.2\" (columns, literals, "
+                                   "comparisons, in / not in lists, and / or / not, parentheses)")
     q.add_argument("--columns", nargs="+", help="columns to show (default: all)")
     q.add_argument("--format", choices=FORMATS, default="table")
 
@@ -130,7 +131,7 @@ def _parser() -> argparse.ArgumentParser:
                                     "when every trial has it, else final_test_accuracy)")
     c.add_argument("--rows", default="criterion")
     c.add_argument("--cols", default="density")
-    c.add_argument("--where", help="pandas expression selecting the trials to compare")
+    c.add_argument("--where", help="filter selecting the trials to compare (as for query)")
     c.add_argument("--alpha", type=float, default=0.05,
                    help="significance level of Welch's t-test against the best (default 0.05)")
     c.add_argument("--format", choices=FORMATS, default="table")
@@ -140,7 +141,7 @@ def _parser() -> argparse.ArgumentParser:
     pl.add_argument("--kind", required=True, choices=sorted(KINDS))
     pl.add_argument("--out", required=True, help="PNG file to write")
     pl.add_argument("--metric", help="a trials column (default as for compare)")
-    pl.add_argument("--where", help="pandas expression selecting the trials to plot")
+    pl.add_argument("--where", help="filter selecting the trials to plot (as for query)")
 
     rp = sub.add_parser("report", help="write a self-contained HTML report of a study (tables and figures)")
     rp.add_argument("study")

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..errors import DatasetNotFoundError
 from . import DATASETS, DataBundle, not_found, require_root
 
 __all__ = [
@@ -73,9 +74,30 @@ class CropFlip:
         return out.gather(3, cols[:, None, None, :].expand(b, c, h, w))
 
 
+class _CifarUnpickler(pickle.Unpickler):
+    """Accepts only what the CIFAR pickles hold (dicts, lists, bytes, numbers and NumPy arrays), so a
+    planted file in a data folder cannot run code."""
+
+    _ALLOWED = {("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "_reconstruct"),
+                ("numpy._core.multiarray", "_reconstruct")}
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in self._ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"{module}.{name} is not part of the CIFAR format")
+
+
 def _unpickle(path: Path) -> dict[Any, Any]:
-    with open(path, "rb") as f:
-        return pickle.load(f, encoding="bytes")
+    try:
+        with open(path, "rb") as f:
+            data = _CifarUnpickler(f, encoding="bytes").load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as e:
+        raise DatasetNotFoundError(f"{path}: not a CIFAR \"python version\" pickle ({e}); replace it with the "
+                                   f"file from the official archive {_SOURCE}") from None
+    if not isinstance(data, dict):
+        raise DatasetNotFoundError(f"{path}: not a CIFAR \"python version\" pickle (a {type(data).__name__}, "
+                                   f"not a dict); replace it with the file from the official archive {_SOURCE}")
+    return data
 
 
 def _field(d: dict[Any, Any], key: str) -> Any:

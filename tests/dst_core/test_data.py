@@ -320,3 +320,25 @@ def test_validation_split_is_the_last_images_of_the_training_set(tmp_path: Path)
     assert Trainer(dict(cfg, val_fraction=0.0)).val_y.numel() == 0
     with pytest.raises(ConfigError, match="val_fraction: 1e-09 of 50 training examples leaves 50 .* and 0"):
         Trainer(dict(cfg, val_fraction=1e-9))  # nothing left to validate on
+
+
+class _Planted:
+    """Unpickling this runs a shell command: what a hostile writer of a shared folder would plant."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_planted_cifar_pickle_is_refused_without_running_it(tmp_path: Path) -> None:
+    write_cifar10(tmp_path)
+    marker = tmp_path / "pwned"
+    with open(tmp_path / "cifar-10-batches-py" / "data_batch_3", "wb") as f:
+        pickle.dump({b"data": _Planted(marker), b"labels": [0]}, f)
+    with pytest.raises(DatasetNotFoundError, match=r"data_batch_3: not a CIFAR \"python version\" pickle .*"
+                                                   r"posix.system is not part of the CIFAR format"):
+        load_dataset("cifar10", tmp_path)
+    assert not marker.exists()

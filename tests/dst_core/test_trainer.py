@@ -197,3 +197,19 @@ def test_missing_dataset_folder(tmp_path):
     from dst_core.errors import DatasetNotFoundError
     with pytest.raises(DatasetNotFoundError, match="cifar-10-batches-py"):
         train(TrainConfig(dataset="cifar10", data_root=str(tmp_path / "nowhere")))
+
+
+def test_a_planted_checkpoint_is_refused_without_running_it(tmp_path):
+    import os
+
+    class Planted:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'pwned'}",))
+
+    cfg = TrainConfig(density=0.5, **dict(FAST, epochs=1))
+    list(train(cfg, checkpoint_dir=tmp_path))
+    state = checkpoint.load(tmp_path / checkpoint.FILENAME)
+    torch.save({**state, "planted": Planted()}, tmp_path / checkpoint.FILENAME)
+    with pytest.raises(CheckpointMismatchError, match="refused: it holds something other than tensors"):
+        Trainer(cfg, checkpoint_dir=tmp_path)
+    assert not (tmp_path / "pwned").exists()

@@ -14,7 +14,7 @@ def test_query_reads_where_columns_and_rejects_unknown(tmp_path):
             _trial(store, density=d, criterion=c)
     got = query(store, where="criterion == 'snip' and density < 0.2", columns=["density"])
     assert list(got.columns) == ["density"] and sorted(got["density"]) == [0.05, 0.1]
-    with pytest.raises(StoreError, match="unknown column.*'densty'"):
+    with pytest.raises(StoreError, match="unknown column 'densty'; did you mean 'density'"):
         query(store, where="densty < 0.2")
     with pytest.raises(StoreError, match="unknown column.*'acc'"):
         query(store, columns=["acc"])
@@ -37,7 +37,7 @@ def test_open_study_by_name_and_unknown(tmp_path, monkeypatch):
     "2 <= epoch and not (test_accuracy > 0.55)", "epoch != 2", "epoch == 3 and trial_id != 'x'",
 ])
 def test_history_filter_pushdown_gives_the_pandas_answer(tmp_path, where):
-    from study.queries import _arrow_filter
+    from study.filters import _arrow_filter
     import ast
     store = ParquetStore(str(tmp_path))
     for d in (0.05, 0.1, 0.2):
