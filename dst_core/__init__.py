@@ -32,7 +32,7 @@ from .models import MODELS, build_model
 from .schedules import SCHEDULES, UpdateSchedule, drop_schedule
 from .topology import TopologyUpdater, drop_and_grow
 from .summary import summarise
-from .trainer import Interrupted, Trainer, train
+from .trainer import Diverged, Interrupted, Trainer, train
 
 __version__ = "0.1.0"
 
@@ -44,7 +44,7 @@ ALGORITHM_REVISION = 2
 
 __all__ = [
     "ALGORITHM_REVISION", "CRITERIA", "DATASETS", "DENSITY", "GROWTH", "MODELS", "SCHEDULES",
-    "CheckpointMismatchError", "ConfigError", "DataBundle", "DatasetNotFoundError", "DstError",
+    "CheckpointMismatchError", "ConfigError", "DataBundle", "DatasetNotFoundError", "Diverged", "DstError",
     "Interrupted", "MaskSet", "TopologyUpdater", "TrainConfig", "Trainer", "UnknownNameError",
     "UpdateSchedule", "build_model", "drop_and_grow", "drop_schedule", "jaccard", "layer_counts",
     "layer_densities", "load_dataset", "n_active", "removal_overlap", "select_grow", "select_prune",

@@ -9,6 +9,8 @@ are short (the paper used 800 on CIFAR-10).
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -97,9 +99,14 @@ class TrainConfig:
             canon(MODELS, "model")
         else:
             object.__setattr__(self, "model", DATASETS.get(self.dataset).default_model)
+        if isinstance(self.density, str) and _NUMBER.fullmatch(self.density.strip()):
+            object.__setattr__(self, "density", float(self.density))  # YAML's 5e-2, as for _check
         object.__setattr__(self, "density", check_density(self.density, "density"))
         object.__setattr__(self, "criterion_params",
                            check_params(self.criterion, dict(self.criterion_params), "criterion_params"))
+        if not isinstance(self.lr_milestones, (list, tuple)):
+            raise ConfigError(f"lr_milestones: got {_short(self.lr_milestones)}; "
+                              "expected a list of fractions in (0, 1)")
         object.__setattr__(self, "lr_milestones", tuple(self.lr_milestones))
         choices_of = {"scope": SCOPES, "update_order": UPDATE_ORDERS, "grown_momentum": GROWN_MOMENTUM}
         for key, choices in choices_of.items():
@@ -107,7 +114,7 @@ class TrainConfig:
                 raise ConfigError(f"{key}: got {getattr(self, key)!r}; expected one of {', '.join(choices)}")
         _check(self, "val_fraction", float, 0, 1)
         if self.val_fraction == 1:
-            raise ConfigError("val_fraction: got 1.0; expected a number >= 0 and < 1 (nothing would be left to "
+            raise ConfigError("val_fraction: got 1.0; expected a finite number >= 0 and < 1 (nothing would be left to "
                               "train on)")
         _check(self, "drop_fraction", float, 0, 1)
         _check(self, "eta_min", float, 0, 1)
@@ -127,8 +134,9 @@ class TrainConfig:
             if not isinstance(getattr(self, key), bool):
                 raise ConfigError(f"{key}: got {getattr(self, key)!r}; expected true or false")
         for m in self.lr_milestones:
-            if not isinstance(m, (int, float)) or not 0 < m < 1:
-                raise ConfigError(f"lr_milestones: got {self.lr_milestones!r}; expected fractions in (0, 1)")
+            if isinstance(m, bool) or not isinstance(m, (int, float)) or not 0 < m < 1:
+                raise ConfigError(f"lr_milestones: got {_short(self.lr_milestones)}; expected a list of fractions "
+                                  "in (0, 1)")
         if not (self.device in ("auto", "cpu") or self.device.startswith("cuda")):
             raise ConfigError(f"device: got {self.device!r}; expected auto, cpu, cuda or cuda:N")
 
@@ -163,6 +171,12 @@ class TrainConfig:
         return self.density == 1.0
 
 
+def _short(value: Any) -> str:
+    """``repr`` of a bad value, cut short: an error never echoes megabytes of input."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:80] + "…"
+
+
 def _name(registry: Registry, key: str, value: Any) -> str:
     if not isinstance(value, str):
         raise ConfigError(f"{key}: got {value!r}; expected one of {', '.join(registry.names())}")
@@ -172,17 +186,24 @@ def _name(registry: Registry, key: str, value: Any) -> str:
         raise ConfigError(f"{key}: {e}") from None
 
 
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
 def _check(cfg: TrainConfig, key: str, kind: type, low: float | None, high: float | None,
            open_low: bool = False) -> None:
     value = getattr(cfg, key)
+    if kind is float and isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+        value = float(value)  # YAML 1.1 reads 5e-2 (no dot) as a string: the number the user meant
+        object.__setattr__(cfg, key, value)
     ok_type = (isinstance(value, int) if kind is int else isinstance(value, (int, float))) \
-        and not isinstance(value, bool)
+        and not isinstance(value, bool) and math.isfinite(value)
     below = low is not None and ok_type and (value <= low if open_low else value < low)
     above = high is not None and ok_type and value > high
     if not ok_type or below or above:
         lo = "" if low is None else (f"> {low}" if open_low else f">= {low}")
         hi = "" if high is None else f"<= {high}"
         want = " and ".join(x for x in (lo, hi) if x)
-        raise ConfigError(f"{key}: got {value!r}; expected {'an integer' if kind is int else 'a number'} {want}")
+        what = "an integer" if kind is int else "a finite number"
+        raise ConfigError(f"{key}: got {_short(value)}; expected {what} {want}".rstrip())
     if kind is float:
         object.__setattr__(cfg, key, float(value))

@@ -47,6 +47,7 @@ public way to ask which positions a criterion removes from one layer.
 from __future__ import annotations
 
 import inspect
+import math
 from typing import Any, Callable
 
 import torch
@@ -107,7 +108,8 @@ def _select_set_paper_code(w: Tensor, g: Tensor | None, k: int, generator=None) 
 
 
 @CRITERIA.register("set_paper_code", needs_grad=False, select=_select_set_paper_code,
-                   paper_order="after_step", exact_count=False, description="the paper code's SET: removes about half the active weights")
+                   paper_order="after_step", exact_count=False,
+                   description="the paper code's SET: removes about half the active weights")
 def set_paper_code(w: Tensor, g: Tensor | None, mask: Tensor, generator=None) -> Tensor:
     """Ranking within each sign; the removal is ``_select_set_paper_code``."""
     del g, mask, generator
@@ -151,11 +153,14 @@ def check_params(criterion: str, params: dict[str, Any], where: str = "criterion
     entry = CRITERIA.get(criterion)
     accepted = [p.name for p in inspect.signature(entry.obj).parameters.values()
                 if p.kind is inspect.Parameter.KEYWORD_ONLY]
-    for key in params:
+    for key, value in params.items():
         if key not in accepted:
             hint = did_you_mean(key, accepted)
             raise ConfigError(f"{where}: criterion {entry.name!r} takes no parameter {key!r}{hint} "
                               f"(accepted: {', '.join(accepted) or 'none'})")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ConfigError(f"{where}: {key} of criterion {entry.name!r}: got {str(value)[:80]!r}; "
+                              "expected a finite number")
     return dict(params)
 
 

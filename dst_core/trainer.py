@@ -36,7 +36,7 @@ from .models import build_model
 from .schedules import UpdateSchedule, drop_schedule
 from .topology import TopologyUpdater, derive_generator, resolve_order
 
-__all__ = ["Interrupted", "Trainer", "n_kept_for_training", "resolve_device", "train"]
+__all__ = ["Diverged", "Interrupted", "Trainer", "n_kept_for_training", "resolve_device", "train"]
 
 # stream ids for derive_generator, so no two kinds of draw share a generator
 _MASK_INIT, _DATA_ORDER, _AUGMENT = -2, -3, -4
@@ -44,6 +44,10 @@ _MASK_INIT, _DATA_ORDER, _AUGMENT = -2, -3, -4
 
 class Interrupted(DstError):
     """Training stopped because ``should_stop()`` returned True; a checkpoint was written."""
+
+
+class Diverged(DstError):
+    """The training loss became NaN or infinite: the run failed (its last good checkpoint stays)."""
 
 
 def resolve_device(name: str) -> torch.device:
@@ -157,6 +161,10 @@ class Trainer:
             self.batch += 1
         self.batch, self.epoch = 0, self.epoch + 1
         run, self._running = self._running, self._zero_running()
+        train_loss = float(run["loss_sum"]) / max(run["count"], 1)
+        if not math.isfinite(train_loss):  # never a "completed" run at chance level to be averaged
+            raise Diverged(f"training diverged: the train loss is {train_loss} in epoch {self.epoch} "
+                           f"(lr {lr:g}); a lower lr or another seed may train")
         val_loss, val_acc = self.evaluate(self.val_x, self.val_y) if len(self.val_y) else (None, None)
         test_loss, test_acc = self.evaluate()
         sparse, dynamic = self.masks is not None, self.updater is not None
@@ -164,7 +172,7 @@ class Trainer:
             "epoch": self.epoch,
             "step": self.step,
             "lr": lr,
-            "train_loss": float(run["loss_sum"]) / max(run["count"], 1),
+            "train_loss": train_loss,
             "train_accuracy": float(run["correct"]) / max(run["count"], 1),
             "val_loss": val_loss,
             "val_accuracy": val_acc,

@@ -54,7 +54,7 @@ __all__ = ["main"]
 # registry behind each name-valued config field, for the choices listed in --help
 _REGISTRIES = {"dataset": dst_core.DATASETS, "model": dst_core.MODELS, "init": dst_core.DENSITY,
                "criterion": dst_core.CRITERIA, "growth": dst_core.GROWTH, "schedule": dst_core.SCHEDULES}
-_EXIT_ERROR, _EXIT_INTERRUPTED = 2, 130
+_EXIT_FAILED, _EXIT_ERROR, _EXIT_INTERRUPTED = 1, 2, 130
 
 
 def _key_value(text: str) -> tuple[str, Any]:
@@ -355,12 +355,16 @@ def _list(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    commands = {"train": _train, "validate": _validate, "run": _run, "resume": _run, "query": _query, "compare": _compare, "plot": _plot, "report": _report, "status": _status,
-                "compact": _compact, "list": _list}
+    commands = {"train": _train, "validate": _validate, "run": _run, "resume": _run, "query": _query,
+                "compare": _compare, "plot": _plot, "report": _report, "status": _status, "compact": _compact,
+                "list": _list}
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UnreadableFileWarning)  # _report_problems says it once
             return commands[args.command](args)
+    except dst_core.Diverged as e:  # not bad input: the run itself failed
+        print(f"dst-study: error: {e}", file=sys.stderr)
+        return _EXIT_FAILED
     except (DstError, StoreError) as e:
         print(f"dst-study: error: {e}", file=sys.stderr)
         return _EXIT_ERROR

@@ -64,7 +64,8 @@ def trial_row(config: TrainConfig, history: Sequence[dict[str, Any]], *, status:
         row[key] = None if key in unused else json.dumps(value, sort_keys=True) if isinstance(value, dict) else value
     row.update(dst_core.summarise(history))
     row.update(
-        resumed_from=resumed_from, wall_seconds=wall_seconds, host=host or socket.gethostname(), device_used=device_used,
+        resumed_from=resumed_from, wall_seconds=wall_seconds, host=host or socket.gethostname(),
+        device_used=device_used,
         dst_study_version=dst_core.__version__, algorithm_revision=dst_core.ALGORITHM_REVISION,
         torch_version=torch.__version__, git_commit=git_commit(),
         started_at=started_at, ended_at=ended_at, error=error)

@@ -180,8 +180,8 @@ def test_mnist1d_accuracy(density, minimum):
     (dict(criterion="mest", criterion_params={"gama": 2}), r"no parameter 'gama'; did you mean 'gamma'"),
     (dict(update_order="after"), r"update_order: got 'after'; expected one of paper, before_step, after_step"),
     (dict(grown_momentum="reset"), r"grown_momentum: got 'reset'; expected one of keep, zero"),
-    (dict(val_fraction=1.0), r"val_fraction: got 1.0; expected a number >= 0 and < 1"),
-    (dict(val_fraction=-0.1), r"val_fraction: got -0.1; expected a number >= 0 and <= 1"),
+    (dict(val_fraction=1.0), r"val_fraction: got 1.0; expected a finite number >= 0 and < 1"),
+    (dict(val_fraction=-0.1), r"val_fraction: got -0.1; expected a finite number >= 0"),
 ])
 def test_bad_config(bad, message):
     with pytest.raises(ConfigError, match=message):
@@ -213,3 +213,31 @@ def test_a_planted_checkpoint_is_refused_without_running_it(tmp_path):
     with pytest.raises(CheckpointMismatchError, match="refused: it holds something other than tensors"):
         Trainer(cfg, checkpoint_dir=tmp_path)
     assert not (tmp_path / "pwned").exists()
+
+
+def test_a_diverging_run_fails_instead_of_completing(tmp_path):
+    from dst_core.trainer import Diverged
+    cfg = TrainConfig(density=0.5, **dict(FAST, epochs=3, lr=1e6))
+    with pytest.raises(Diverged, match=r"training diverged: the train loss is (nan|inf) in epoch 1 \(lr 1e\+06\)"):
+        list(train(cfg, checkpoint_dir=tmp_path))
+
+
+@pytest.mark.parametrize("bad,message", [
+    (dict(lr=float("nan")), "lr: got nan; expected a finite number > 0"),
+    (dict(momentum=float("inf")), "momentum: got inf; expected a finite number >= 0 and <= 1"),
+    (dict(weight_decay="abc"), "weight_decay: got 'abc'; expected a finite number >= 0"),
+    (dict(nesterov="false"), "nesterov: got 'false'; expected true or false"),
+    (dict(lr_milestones=0.5), "lr_milestones: got 0.5; expected a list of fractions in (0, 1)"),
+    (dict(criterion="mest", criterion_params={"gamma": "abc"}), "gamma of criterion 'mest': got 'abc'"),
+    (dict(criterion="mest", criterion_params={"gamma": float("nan")}), "expected a finite number"),
+    (dict(erk_power="x" * 10_000), "erk_power: got 'xxxxxxxx"),
+])
+def test_wrong_types_and_non_finite_values_are_refused(bad, message):
+    with pytest.raises(ConfigError) as info:
+        TrainConfig(**bad)
+    assert message in str(info.value) and len(str(info.value)) < 300
+
+
+def test_yaml_style_numbers_in_strings_are_the_numbers_meant():
+    cfg = TrainConfig(lr="5e-2", density="1e-1", weight_decay="5E-4")
+    assert (cfg.lr, cfg.density, cfg.weight_decay) == (0.05, 0.1, 0.0005)

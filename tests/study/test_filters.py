@@ -32,7 +32,8 @@ def test_the_language_answers_as_written(where, rows):
 
 @pytest.mark.parametrize("where,fragment", [
     # the chain that reached os.system through DataFrame.query, and its relatives
-    ("criterion.__class__.__mro__[-1].__subclasses__()", "'criterion.__class__.__mro__[-1].__subclasses__()' is not allowed"),
+    ("criterion.__class__.__mro__[-1].__subclasses__()",
+     "'criterion.__class__.__mro__[-1].__subclasses__()' is not allowed"),
     ("__import__('os').system('touch /tmp/pwned')", "is not allowed"),
     ("@pd.io.common.os.system('id')", "not a valid expression"),
     ("density.max() > 0", "'density.max()' is not allowed"),
