@@ -332,6 +332,11 @@ def _compact(args: argparse.Namespace) -> int:
     store = open_study(args.study)
     merged = store.compact()
     print(f"{store.root}: merged " + ", ".join(f"{n} {t} parts" for t, n in merged.items()))
+    for path in store.quarantined:
+        print(f"dst-study: warning: {path}: unreadable, moved aside, not merged (nothing was deleted)",
+              file=sys.stderr)
+    if store.quarantined:
+        return 1
     return _report_problems(store)
 
 

@@ -5,7 +5,10 @@ temporary name (ignored by readers) and renamed when complete, so a crash loses 
 being written and never corrupts one. Readers deduplicate by trial id, the newest file winning; a
 trial's history comes from the newest file that holds it. ``compact()`` merges the parts into one
 file per table without changing what readers see. Unreadable files are reported by name and the
-rest still loads. ``root`` is a local directory or a pyarrow filesystem URI (``s3://bucket/x``).
+rest still loads; ``compact()`` moves them, untouched, to ``<root>/quarantine/`` and never deletes
+what it did not merge. A part file whose schema is not the table's (no ``trial_id``, a column of
+another type) counts as unreadable. ``root`` is a local directory or a pyarrow filesystem URI
+(``s3://bucket/x``).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from .schema import SCHEMA_VERSION, TABLES
 __all__ = ["ParquetStore", "StoreError", "UnreadableFileWarning"]
 
 PER_TRIAL = ("history", "jaccard")  # tables whose rows are written with, and follow, a trial row
+QUARANTINE = "quarantine"  # where compact() moves part files it could not read, untouched
 
 
 class StoreError(Exception):
@@ -45,6 +49,7 @@ class ParquetStore:
     fs: pafs.FileSystem = field(init=False, repr=False)
     path: str = field(init=False)  # root inside fs
     problems: list[str] = field(init=False, default_factory=list)  # unreadable files of the last read
+    quarantined: list[str] = field(init=False, default_factory=list)  # moved aside by the last compact()
 
     def __post_init__(self):
         root = str(self.root)
@@ -125,19 +130,38 @@ class ParquetStore:
     def _scan(self, table: str, columns: list[str], filter: ds.Expression | None) -> pa.Table:
         self.problems = [p for p in self.problems if f"/{table}/" not in p]
         files = self.files(table)
-        good = files
         try:
-            return _dataset(files, self.fs, TABLES[table]).to_table(columns=columns + ["__filename"], filter=filter)
-        except (pa.ArrowInvalid, OSError):
-            good = []
-            for path in files:
-                try:
-                    pq.read_metadata(path, filesystem=self.fs)
+            data = _dataset(files, self.fs, TABLES[table]).to_table(columns=columns + ["__filename"], filter=filter)
+            if data["trial_id"].null_count == 0:  # a foreign file would bring rows without one
+                return data
+        except (pa.ArrowException, OSError):
+            pass
+        good = []  # something is wrong with a file: find it, name it, read the rest
+        for path in files:
+            try:
+                if self._ours(path, table):
+                    _dataset([path], self.fs, TABLES[table]).to_table(columns=["trial_id"])
                     good.append(path)
-                except (pa.ArrowInvalid, OSError) as e:
-                    self.problems.append(f"{path}: {e}")
-                    warnings.warn(f"skipped unreadable file {path}: {e}", UnreadableFileWarning, stacklevel=3)
-            return _dataset(good, self.fs, TABLES[table]).to_table(columns=columns + ["__filename"], filter=filter)
+            except (pa.ArrowException, OSError) as e:
+                self._skip(path, str(e))
+        return _dataset(good, self.fs, TABLES[table]).to_table(columns=columns + ["__filename"], filter=filter)
+
+    def _ours(self, path: str, table: str) -> bool:
+        """Whether a part file's schema is one of ``table``'s: it has ``trial_id`` and no column of
+        another type (older parts may lack columns, which read as null)."""
+        schema = pq.read_schema(path, filesystem=self.fs)
+        expected = TABLES[table]
+        wrong = [f"{f.name} ({f.type})" for f in schema if f.name in expected.names and not pa.types.is_null(f.type)
+                 and not f.type.equals(expected.field(f.name).type)]
+        if "trial_id" in schema.names and not wrong:
+            return True
+        why = f"columns of another type: {', '.join(wrong[:5])}" if wrong else "no trial_id column"
+        self._skip(path, f"not a dst-study {table} part file ({why})")
+        return False
+
+    def _skip(self, path: str, reason: str) -> None:
+        self.problems.append(f"{path}: {reason}")
+        warnings.warn(f"skipped unreadable file {path}: {reason}", UnreadableFileWarning, stacklevel=4)
 
     def trial_ids(self, status: str | None = None) -> set[str]:
         flt = None if status is None else ds.field("status") == status
@@ -156,12 +180,20 @@ class ParquetStore:
             return {table: 0 for table in parts}
         newest = os.path.basename(parts["trials"][-1])[:-len(".parquet")]
         name = f"{newest}-c.parquet"  # '-' sorts before '.': just below the newest part
-        merged = {table: self.read(table) for table in parts}
+        merged, unreadable = {}, []
+        for table in parts:
+            merged[table] = self.read(table)
+            unreadable += [p.split(": ", 1)[0] for p in self.problems if f"/{table}/" in p]
         for table, frame in merged.items():
             self._write(table, name, pa.Table.from_pandas(frame, schema=TABLES[table], preserve_index=False))
+        for path in unreadable:  # never deleted: what was not merged is moved aside, untouched
+            target = f"{self.path}/{QUARANTINE}/{path[len(self.path) + 1:]}"
+            self.fs.create_dir(target.rsplit("/", 1)[0], recursive=True)
+            self.fs.move(path, target)
+        self.quarantined = [f"{self.path}/{QUARANTINE}/{p[len(self.path) + 1:]}" for p in unreadable]
         for table in ("trials", *PER_TRIAL):  # trial parts first: their rows decide which history counts
             for path in parts[table]:
-                if not path.endswith(f"/{name}"):
+                if not path.endswith(f"/{name}") and path not in unreadable:
                     self.fs.delete_file(path)
         return {table: len(p) for table, p in parts.items()}
 

@@ -118,3 +118,33 @@ def test_file_metadata_has_schema_version(tmp_path):
     _trial(store)
     meta = pq.read_schema(store.files("trials")[0]).metadata
     assert meta[b"dst_study_schema_version"] == b"1" and meta[b"table"] == b"trials"
+
+
+def test_a_foreign_part_file_is_named_and_skipped(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    store = ParquetStore(str(tmp_path))
+    _trial(store, seed=0)
+    pq.write_table(pa.table({"x": [1, 2, 3]}), tmp_path / "trials" / "99999999999999999990-other.parquet")
+    pq.write_table(pa.table({"trial_id": ["a"], "density": ["high"]}),
+                   tmp_path / "trials" / "99999999999999999991-typed.parquet")
+    with pytest.warns(UnreadableFileWarning):
+        trials = store.read("trials")
+    assert len(trials) == 1 and trials["trial_id"].notna().all()  # no phantom trials
+    assert any("other.parquet: not a dst-study trials part file (no trial_id column)" in p for p in store.problems)
+    assert any("typed.parquet: not a dst-study trials part file (columns of another type: density (string))" in p
+               for p in store.problems)
+
+
+def test_compact_moves_unreadable_parts_aside_and_deletes_nothing_it_did_not_merge(tmp_path):
+    store = ParquetStore(str(tmp_path))
+    for seed in range(3):
+        _trial(store, seed=seed)
+    bad = tmp_path / "trials" / "99999999999999999999-trunc.parquet"
+    bad.write_bytes(open(store.files("trials")[0], "rb").read()[:100])
+    content = bad.read_bytes()
+    with pytest.warns(UnreadableFileWarning):
+        store.compact()
+    assert not bad.exists() and (tmp_path / "quarantine" / "trials" / bad.name).read_bytes() == content
+    assert store.quarantined == [f"{tmp_path}/quarantine/trials/{bad.name}"]
+    assert len(store.read("trials")) == 3 and store.problems == [] and len(store.files("trials")) == 1
