@@ -26,10 +26,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import signal
 import sys
+import tempfile
 import time
 import warnings
+from pathlib import Path
 from typing import Any, Sequence
 
 from rich.console import Console
@@ -171,11 +174,28 @@ def _final(history: list[dict[str, Any]], config: TrainConfig) -> dict[str, Any]
     return final
 
 
+def _writable_dir(path: str, what: str) -> None:
+    """Raise DstError unless ``path`` is, or can be made, a folder this process can write."""
+    folder = Path(path)
+    try:
+        if folder.exists() and not folder.is_dir():
+            raise DstError(f"{what} {path!r}: is a file; expected a folder")
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise DstError(f"{what} {path!r}: cannot write there ({e.strerror or e})") from None
+
+
 def _train(args: argparse.Namespace) -> int:
     values = {k: v for k, v in vars(args).items() if k not in ("command", "checkpoint_dir", "json", "results")}
     if "criterion_params" in values:
         values["criterion_params"] = dict(values["criterion_params"])
     config = TrainConfig.from_dict(values)
+    if args.checkpoint_dir:  # every output is checked before training, not after it
+        _writable_dir(args.checkpoint_dir, "--checkpoint-dir")
+    if args.results:
+        ParquetStore(args.results).check_writable()
     trainer = dst_core.Trainer(config, checkpoint_dir=args.checkpoint_dir)
     log = sys.stderr if args.json else sys.stdout
     print(f"training {config.model} on {config.dataset} ({trainer.device}): density {config.density}, "
@@ -202,12 +222,17 @@ def _train(args: argparse.Namespace) -> int:
         return _EXIT_INTERRUPTED
     finally:
         signal.signal(signal.SIGINT, previous)
+    code = 0
     if args.results:
         store = ParquetStore(args.results)
         row = trial_row(config, trainer.history, status="completed", started_at=started, ended_at=utc_now(),
                         device_used=str(trainer.device), wall_seconds=time.perf_counter() - clock)
-        store.append([row], history_rows(config, trainer.history), jaccard_rows(config, trainer.history))
-        print(f"trial {row['trial_id']} written to {args.results}", file=log)
+        try:
+            store.append([row], history_rows(config, trainer.history), jaccard_rows(config, trainer.history))
+            print(f"trial {row['trial_id']} written to {args.results}", file=log)
+        except (OSError, StoreError) as e:  # the result is still printed below
+            print(f"dst-study: error: the result could not be written to {args.results}: {e}", file=sys.stderr)
+            code = _EXIT_FAILED
     final = _final(trainer.history, config)
     selected = final["test_accuracy_at_best_val"]
     at_best_val = "" if selected is None else \
@@ -215,8 +240,19 @@ def _train(args: argparse.Namespace) -> int:
     print(f"final: test accuracy {final['test_accuracy']:.2%}{at_best_val}, "
           f"density {final['density']:.4f}, ITOP {final['itop_rate']:.3f}", file=log)
     if args.json:
-        print(json.dumps(final))
-    return 0
+        print(json.dumps(_json_safe(final)))
+    return code
+
+
+def _json_safe(value: Any) -> Any:
+    """JSON has no NaN or Infinity: they become null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -289,6 +325,7 @@ def _compare(args: argparse.Namespace) -> int:
 
 def _plot(args: argparse.Namespace) -> int:
     store = open_study(args.study)
+    _writable_dir(str(Path(args.out).parent), "--out")
     metric = args.metric or default_metric(query(store, "trials", columns=["status", "test_accuracy_at_best_val"]))
     print(f"wrote {plot(store, args.kind, args.out, metric, args.where)}")
     return _report_problems(store)
@@ -297,6 +334,7 @@ def _plot(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from .report import write_report
     store = open_study(args.study)
+    _writable_dir(args.out, "--out")
     print(f"wrote {write_report(store, args.out)}")
     return _report_problems(store)
 

@@ -108,6 +108,7 @@ def run(p: Plan, *, address: str | None = None, max_concurrent: int | None = Non
 
     Progress goes to ``log`` as lines, or to a live bar when ``console`` is a terminal.
     """
+    p.store.check_writable()  # before Ray starts or any trial trains
     save_spec(p.spec)
     to_search = p.spec.search.n_trials - len(p.done) if p.spec.search is not None else 0
     if not p.missing and to_search <= 0:

@@ -72,8 +72,8 @@ class SearchSpec(BaseModel):
 
 class StudySpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    storage: str = "results"
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=200)
+    storage: str = Field("results", min_length=1)
     base: dict[str, Any] = {}
     grid: dict[str, list[Any]] = {}
     include: list[dict[str, Any]] = []
@@ -172,6 +172,9 @@ def _config_problems(spec: StudySpec, data: bool = True) -> list[str]:
         problems.append("grid: empty; give at least one axis (e.g. density: [0.05, 0.1]) or a search")
     if problems or not data:
         return problems
+    if "://" not in spec.storage and Path(spec.study_dir).is_file() or Path(spec.storage).is_file():
+        problems.append(f"storage: {spec.storage!r} holds a file where the study's folder would go; "
+                        "give a folder")
     try:
         base = TrainConfig.from_dict(spec.base)
     except ConfigError as e:

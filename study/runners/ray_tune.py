@@ -140,7 +140,15 @@ class StoreWriter(tune.Callback):
                         host=result.get("host"))
         if status == "failed":
             row["epochs_done"] = int(result.get("epoch", 0))
-        self.store.append([row], history_rows(cfg, history), jaccard_rows(cfg, history))
+        try:
+            self.store.append([row], history_rows(cfg, history), jaccard_rows(cfg, history))
+        except Exception as e:  # a result that cannot be written is never silently dropped
+            error = f"the trial finished but its result could not be stored: {type(e).__name__}: {e}"
+            status, history = "failed", []
+            row = trial_row(cfg, [], status=status, started_at=row["started_at"], ended_at=utc_now(),
+                            device_used=row["device_used"], error=error, wall_seconds=row["wall_seconds"],
+                            resumed_from=row["resumed_from"], host=row["host"])
+            self.store.append([row])
         what = (f"test {row['final_test_accuracy']:.2%}" if status == "completed"
                 else "FAILED: " + (error or "").strip().splitlines()[-1])
         self.progress.finished(

@@ -80,6 +80,20 @@ class ParquetStore:
             pq.write_table(data, out, compression="zstd")
         self.fs.move(tmp, f"{directory}/{name}")
 
+    def check_writable(self) -> None:
+        """Raise StoreError unless the study folder can be created and written: checked before any
+        training, so a result is never computed only to find it has nowhere to go."""
+        try:
+            if self.fs.get_file_info(self.path).type == pafs.FileType.File:
+                raise StoreError(f"{self.root}: is a file; results need a folder")
+            self.fs.create_dir(self.path, recursive=True)
+            probe = f"{self.path}/.write-check-{uuid.uuid4().hex[:8]}"
+            with self.fs.open_output_stream(probe) as out:
+                out.write(b"")
+            self.fs.delete_file(probe)
+        except OSError as e:
+            raise StoreError(f"{self.root}: cannot write results there ({getattr(e, 'strerror', None) or e})") from None
+
     # -- reading ---------------------------------------------------------------------------------
     def exists(self) -> bool:
         return self.fs.get_file_info(f"{self.path}/trials").type == pafs.FileType.Directory

@@ -3,6 +3,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -77,3 +78,22 @@ def test_ctrl_c_then_rerun_equals_uninterrupted(tmp_path):
                              env=env, check=True)
     assert "resumed from" in resumed.stderr
     assert _final(resumed.stdout) == _final(full.stdout)
+
+
+def test_outputs_are_checked_before_training(tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    started = time.perf_counter()
+    assert main(["train", *QUICK, "--epochs", "50", "--results", str(blocker)]) == 2
+    assert main(["train", *QUICK, "--epochs", "50", "--checkpoint-dir", str(blocker / "sub")]) == 2
+    assert time.perf_counter() - started < 5  # refused before 50 epochs of training
+    err = capsys.readouterr().err
+    assert f"{blocker}: is a file; results need a folder" in err
+    assert "--checkpoint-dir" in err and "cannot write there" in err
+
+
+def test_json_output_is_valid_json(capsys):
+    assert main(["train", *QUICK, "--epochs", "1", "--val-fraction", "0", "--json"]) == 0
+    text = capsys.readouterr().out.strip().splitlines()[-1]
+    final = json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} is not JSON"))
+    assert final["test_accuracy_at_best_val"] is None and final["val_accuracy"] is None
