@@ -278,7 +278,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.dry_run:
         for c in p.missing:
             where = " (resumes from checkpoint)" if trial_id(c) in p.resume_from else ""
-            print(f"  run  {trial_id(c)}  {trial_label(c)}{where}")
+            print(f"  run  {trial_id(c)}  {trial_label(c, spec.axes)}{where}")
         return 0
     run_study(p, address=args.address, max_concurrent=args.max_concurrent, num_cpus=args.num_cpus,
               num_gpus=args.num_gpus, verbose=args.verbose, log=lambda line: print(line, flush=True),
@@ -356,7 +356,7 @@ def _status(args: argparse.Namespace) -> int:
               + ("; run `dst-study resume STUDY` to finish" if missing else ""))
         for c in p.missing[:_SHOW_MISSING]:
             where = ", has a checkpoint" if trial_id(c) in p.resume_from else ""
-            print(f"  missing {trial_id(c)} ({trial_label(c)}{where})")
+            print(f"  missing {trial_id(c)} ({trial_label(c, p.spec.axes)}{where})")
         if len(p.missing) > _SHOW_MISSING:
             print(f"  ... and {len(p.missing) - _SHOW_MISSING} more (`dst-study resume STUDY --dry-run` lists all)")
     failed = trials[trials["status"] == "failed"].sort_values("ended_at").tail(5)

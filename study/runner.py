@@ -117,6 +117,14 @@ def run(p: Plan, *, address: str | None = None, max_concurrent: int | None = Non
     progress = Progress(len(p.missing) + max(to_search, 0), log, console, title=p.spec.name)
     started = ray_tune.start_ray(address, num_cpus, num_gpus, verbose)
     log(ray_tune.describe_cluster())
+    unfit = ray_tune.unfit_resources(p.spec.resources.cpu, p.spec.resources.gpu)
+    if unfit and address is None:  # a private local Ray never grows: Tune would wait forever
+        progress.close()
+        if started:
+            ray_tune.stop_ray()
+        raise SpecError(f"{unfit}; lower resources.cpu / resources.gpu, or run on a cluster that has such a node")
+    if unfit:
+        log(f"{unfit}; waiting for the cluster's autoscaler to add such a node")
     # SIGTERM (scancel, a time limit) stops the study as Ctrl-C does: Tune's SIGINT handler ends the
     # running trials, whose checkpoints stay for a resume. Set after Ray's start, which installs its own.
     sigterm = _forward_sigterm_to_sigint()
@@ -128,13 +136,14 @@ def run(p: Plan, *, address: str | None = None, max_concurrent: int | None = Non
                 p.spec.search, p.spec.base, p.store, n_trials=to_search, tune_dir=tune_dir,
                 wave=f"search-{time.time_ns()}", optuna_db=f"{p.store.path}/optuna.db", study_name=p.spec.name, done=len(p.done),
                 cpu=p.spec.resources.cpu, gpu=p.spec.resources.gpu, retries=p.spec.retries,
-                max_concurrent=max_concurrent or p.spec.max_concurrent, progress=progress)
+                max_concurrent=max_concurrent or p.spec.max_concurrent, progress=progress, axes=p.spec.axes)
         for start in range(0, len(p.missing), WAVE_SIZE):
             wave = p.missing[start:start + WAVE_SIZE]
             ray_tune.run_wave(
                 wave, p.store, tune_dir=tune_dir, wave=f"wave-{time.time_ns()}",
                 resume_from=p.resume_from, cpu=p.spec.resources.cpu, gpu=p.spec.resources.gpu,
-                retries=p.spec.retries, max_concurrent=max_concurrent or p.spec.max_concurrent, progress=progress)
+                retries=p.spec.retries, max_concurrent=max_concurrent or p.spec.max_concurrent, progress=progress,
+                axes=p.spec.axes)
             stored = set(p.store.read("trials", ["trial_id"])["trial_id"])
             if any(trial_id(c) not in stored for c in wave):
                 break  # Tune stopped the wave (Ctrl-C, SIGTERM): so does the study

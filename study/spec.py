@@ -86,6 +86,15 @@ class StudySpec(BaseModel):
     def study_dir(self) -> str:
         return f"{self.storage.rstrip('/')}/{self.name}"
 
+    @property
+    def axes(self) -> list[str]:
+        """The config fields this study varies: grid axes with more than one value, the keys of
+        ``include`` entries, a search's space. Progress lines and listings name them."""
+        if self.search is not None:
+            return list(self.search.space)
+        varied = [k for k, v in self.grid.items() if len({repr(x) for x in v}) > 1]
+        return list(dict.fromkeys(varied + [k for entry in self.include for k in entry]))
+
     def cells(self) -> Iterator[dict[str, Any]]:
         """The grid's cells, then each ``include`` entry crossed with the grid axes it leaves out."""
         yield from _cross(self.grid)
@@ -137,15 +146,32 @@ def _config_problems(spec: StudySpec, data: bool = True) -> list[str]:
             if key not in CONFIG_FIELDS:
                 problems.append(f"{section}.{key}: unknown config key {key!r}{did_you_mean(key, CONFIG_FIELDS)} "
                                 f"(keys: {', '.join(sorted(CONFIG_FIELDS))})")
+    # Each grid or include value is checked on top of base. A mistake in base itself would fail every
+    # value the same way: it is reported once, as base's.
+    known_base = {k: v for k, v in spec.base.items() if k in CONFIG_FIELDS}
+    try:
+        TrainConfig.from_dict(known_base)
+        base_error = None
+    except ConfigError as e:
+        base_error = str(e)
+    blamed_on_base = False
+
+    def check(where: str, key: str, value: Any) -> None:
+        nonlocal blamed_on_base
+        try:
+            TrainConfig.from_dict({**known_base, key: value})
+        except ConfigError as e:
+            if str(e) == base_error:
+                blamed_on_base = True
+            else:
+                problems.append(f"{where}: {e}")
+
     for key, values in spec.grid.items():
         if not values:
             problems.append(f"grid.{key}: empty list; give at least one value")
         for i, value in enumerate(values):
             if key in CONFIG_FIELDS:
-                try:
-                    TrainConfig.from_dict({**{k: v for k, v in spec.base.items() if k in CONFIG_FIELDS}, key: value})
-                except ConfigError as e:
-                    problems.append(f"grid.{key}[{i}]: {e}")
+                check(f"grid.{key}[{i}]", key, value)
     for i, entry in enumerate(spec.include):
         for key, value in entry.items():
             if key not in CONFIG_FIELDS:
@@ -153,10 +179,9 @@ def _config_problems(spec: StudySpec, data: bool = True) -> list[str]:
                                 f"(keys: {', '.join(sorted(CONFIG_FIELDS))})")
                 continue
             for j, v in enumerate(value if isinstance(value, list) else [value]):
-                try:
-                    TrainConfig.from_dict({**{k: v for k, v in spec.base.items() if k in CONFIG_FIELDS}, key: v})
-                except ConfigError as e:
-                    problems.append(f"include[{i}].{key}" + (f"[{j}]" if isinstance(value, list) else "") + f": {e}")
+                check(f"include[{i}].{key}" + (f"[{j}]" if isinstance(value, list) else ""), key, v)
+    if blamed_on_base or (base_error and not spec.grid and not spec.include):
+        problems.insert(0, f"base: {base_error}")
     if spec.search is not None:
         metrics = sorted(f"final_{m}" for m in METRICS if m not in ("epoch", "step"))
         if spec.search.metric not in metrics:

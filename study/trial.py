@@ -26,12 +26,23 @@ def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def trial_label(config: TrainConfig) -> str:
-    """The grid cell of a trial as progress lines and listings name it."""
+_LABELLED = ("criterion", "growth", "density", "seed", "static")  # always in a label, in its own words
+
+
+def trial_label(config: TrainConfig, axes: Sequence[str] = ()) -> str:
+    """The grid cell of a trial as progress lines and listings name it: its kind, criterion/growth,
+    density and seed, then every other axis of ``axes`` (those the study varies) that it reads."""
+    unused = UNUSED_BY_KIND[config.kind]
+    extra = "".join(f" {a} {_show(getattr(config, a))}" for a in dict.fromkeys(axes)
+                    if a not in _LABELLED and a not in unused and hasattr(config, a))
     if config.kind == "dense":
-        return f"dense seed {config.seed}"
+        return f"dense{extra} seed {config.seed}"
     method = "static" if config.kind == "static" else f"{config.criterion}/{config.growth}"
-    return f"{method} density {config.density:g} seed {config.seed}"
+    return f"{method} density {config.density:g}{extra} seed {config.seed}"
+
+
+def _show(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def count_by_kind(configs: Sequence[TrainConfig]) -> str:

@@ -17,7 +17,7 @@ import socket
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import ray
 from ray import tune
@@ -107,8 +107,8 @@ def _history(result: dict[str, Any]) -> list[dict[str, Any]]:
 class StoreWriter(tune.Callback):
     """Writes each trial to the store when it completes or finally fails, and tells ``progress``."""
 
-    def __init__(self, store: ParquetStore, progress: Progress):
-        self.store, self.progress = store, progress
+    def __init__(self, store: ParquetStore, progress: Progress, axes: Sequence[str] = ()):
+        self.store, self.progress, self.axes = store, progress, list(axes)
         self.started: dict[str, Any] = {}
         self.checkpoints: dict[str, tune.Checkpoint] = {}  # trial -> its newest checkpoint
 
@@ -152,7 +152,7 @@ class StoreWriter(tune.Callback):
         what = (f"test {row['final_test_accuracy']:.2%}" if status == "completed"
                 else "FAILED: " + (error or "").strip().splitlines()[-1])
         self.progress.finished(
-            f"{trial_label(cfg)}: {what} ({row['wall_seconds'] or 0:.1f}s)", failed=status == "failed",
+            f"{trial_label(cfg, self.axes)}: {what} ({row['wall_seconds'] or 0:.1f}s)", failed=status == "failed",
             running=sum(t.status == "RUNNING" for t in trials if t is not trial), seconds=row["wall_seconds"])
 
     def on_trial_complete(self, iteration, trials, trial, **info):
@@ -173,7 +173,7 @@ def _error_text(trial) -> str:
 
 def run_wave(configs: list[TrainConfig], store: ParquetStore, *, tune_dir: str, wave: str,
              resume_from: dict[str, str], cpu: float, gpu: float, retries: int,
-             max_concurrent: int | None, progress: Progress) -> None:
+             max_concurrent: int | None, progress: Progress, axes: Sequence[str] = ()) -> None:
     """Run one Tune experiment over ``configs``; every outcome lands in ``store``."""
     trainable_ = tune.with_parameters(trainable, resume_from=resume_from)
     tuner = tune.Tuner(
@@ -184,7 +184,7 @@ def run_wave(configs: list[TrainConfig], store: ParquetStore, *, tune_dir: str, 
         run_config=tune.RunConfig(
             name=wave, storage_path=tune_dir, verbose=0,
             failure_config=tune.FailureConfig(max_failures=retries),
-            callbacks=[StoreWriter(store, progress)]),
+            callbacks=[StoreWriter(store, progress, axes)]),
     )
     tuner.fit()
 
@@ -195,7 +195,7 @@ _DOMAINS = {"uniform": tune.uniform, "loguniform": tune.loguniform, "int": lambd
 
 def run_search(search, base: dict[str, Any], store: ParquetStore, *, n_trials: int, tune_dir: str, wave: str,
                optuna_db: str, study_name: str, done: int, cpu: float, gpu: float, retries: int,
-               max_concurrent: int | None, progress: Progress) -> None:
+               max_concurrent: int | None, progress: Progress, axes: Sequence[str] = ()) -> None:
     """``n_trials`` more trials of an Optuna search (``search`` is a SearchSpec).
 
     The Optuna study lives in ``optuna_db`` (SQLite) under ``study_name``, so a resumed search
@@ -216,7 +216,7 @@ def run_search(search, base: dict[str, Any], store: ParquetStore, *, n_trials: i
         run_config=tune.RunConfig(
             name=wave, storage_path=tune_dir, verbose=0,
             failure_config=tune.FailureConfig(max_failures=retries),
-            callbacks=[StoreWriter(store, progress)]),
+            callbacks=[StoreWriter(store, progress, axes)]),
     )
     tuner.fit()
 
@@ -250,6 +250,16 @@ def describe_cluster() -> str:
     nodes = [n for n in ray.nodes() if n["Alive"]]
     cpus, gpus = (sum(n["Resources"].get(r, 0) for n in nodes) for r in ("CPU", "GPU"))
     return f"Ray: {len(nodes)} node{'s' if len(nodes) != 1 else ''}, {cpus:g} CPUs, {gpus:g} GPUs"
+
+
+def unfit_resources(cpu: float, gpu: float) -> str | None:
+    """Why no live node can run a trial asking for ``cpu`` CPUs and ``gpu`` GPUs, or None if one can."""
+    nodes = [n["Resources"] for n in ray.nodes() if n["Alive"]]
+    if any(r.get("CPU", 0) >= cpu and r.get("GPU", 0) >= gpu for r in nodes):
+        return None
+    have = "; ".join(f"{r.get('CPU', 0):g} CPUs, {r.get('GPU', 0):g} GPUs" for r in nodes) or "no node"
+    return (f"resources: a trial asks for {cpu:g} CPU and {gpu:g} GPU but no node of this Ray has that "
+            f"(nodes: {have})")
 
 
 def stop_ray() -> None:

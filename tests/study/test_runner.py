@@ -188,3 +188,12 @@ def test_waves_run_in_turn_and_a_stopped_wave_ends_the_study(tmp_path, monkeypat
     run(plan(spec), log=lambda line: None)
     assert waves == ([2] if stopped else [2, 2, 1])
     assert len(plan(spec).missing) == (4 if stopped else 0)
+
+
+def test_resources_no_node_has_are_refused_not_waited_for(fault_file, tmp_path):
+    from study.spec import SpecError
+    spec = _spec(tmp_path, {"density": [0.1]}, resources={"cpu": 1000})
+    with pytest.raises(SpecError, match=r"a trial asks for 1000 CPU and 0 GPU but no node of this Ray has that "
+                                        r"\(nodes: 2 CPUs, 1 GPUs\)"):
+        run(plan(spec), log=lambda line: None)
+    assert ParquetStore(spec.study_dir).read("trials").empty

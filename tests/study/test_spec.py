@@ -78,6 +78,29 @@ def test_each_bad_input_gets_a_clear_message(data, fragments):
         assert fragment in str(info.value)
 
 
+def test_a_mistake_in_base_is_reported_once_as_base():
+    data = _spec(base={"epochs": 1, "lr": -1}, grid={"density": [0.1, 0.2, 0.3], "criterion": ["snip", "set"]})
+    with pytest.raises(SpecError) as info:
+        parse(data, "study.yaml")
+    message = str(info.value)
+    assert message.count("lr: got -1") == 1 and "study.yaml: base: lr: got -1" in message
+    # a base setting that only some grid values make invalid is reported where it fails
+    data = _spec(base={"epochs": 1, "criterion_params": {"gamma": 2}}, grid={"criterion": ["mest", "snip"]})
+    with pytest.raises(SpecError, match="takes no parameter 'gamma'") as info:
+        parse(data, "study.yaml")
+    assert str(info.value).count("gamma") == 1
+
+
+def test_dry_run_labels_name_every_axis_the_grid_varies():
+    from study.trial import trial_label
+    spec = parse(_spec(grid={"lr": [0.1, 0.01], "density": [0.1], "criterion": ["snip"]},
+                       include=[{"static": True}]))
+    assert spec.axes == ["lr", "static"]
+    labels = [trial_label(c, spec.axes) for c in spec.trials()]
+    assert labels == ["snip/random density 0.1 lr 0.1 seed 0", "snip/random density 0.1 lr 0.01 seed 0",
+                      "static density 0.1 lr 0.1 seed 0", "static density 0.1 lr 0.01 seed 0"]
+
+
 def test_all_problems_are_listed_at_once():
     data = _spec(storag="x", base={"densty": 0.1}, grid={"density": [2.0], "criterion": ["nope"]})
     with pytest.raises(SpecError, match="4 problems") as info:
