@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-__all__ = ["DstError", "ConfigError", "UnknownNameError", "DatasetNotFoundError", "CheckpointMismatchError"]
+__all__ = ["DstError", "DstWarning", "ConfigError", "UnknownNameError", "DatasetNotFoundError",
+           "CheckpointMismatchError"]
 
 
 class DstError(Exception):
     """Base class of every error dst_core raises on purpose."""
+
+
+class DstWarning(UserWarning):
+    """Settings that run but are probably not what was meant (e.g. a DST run that never updates)."""
 
 
 class ConfigError(DstError, ValueError):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
@@ -30,7 +31,7 @@ from .config import TrainConfig
 from .criteria import CRITERIA
 from .data import load_dataset
 from .density import layer_counts
-from .errors import ConfigError, DstError
+from .errors import ConfigError, DstError, DstWarning
 from .masks import MaskSet, sparsifiable
 from .models import build_model
 from .schedules import UpdateSchedule, drop_schedule
@@ -68,6 +69,36 @@ def n_kept_for_training(n: int, val_fraction: float) -> int:
     return kept
 
 
+def _check_counts(counts: Mapping[str, int], shapes: Mapping[str, tuple[int, ...]], cfg: TrainConfig) -> None:
+    """A layer without a single active weight cuts the network: refuse the density up front."""
+    empty = [n for n, c in counts.items() if c == 0]
+    if not empty:
+        return
+    low, high = cfg.density, 1.0  # the lowest density that leaves every layer a weight, by bisection
+    for _ in range(40):
+        mid = (low + high) / 2
+        if all(layer_counts(shapes, mid, cfg.init, cfg.erk_power).values()):
+            high = mid
+        else:
+            low = mid
+    raise ConfigError(f"density: got {cfg.density:g}; under {cfg.init} layer {empty[0]} {shapes[empty[0]]} would "
+                      f"get no active weight ({len(empty)} layer{'s' if len(empty) > 1 else ''} in all); expected "
+                      f"at least {high:.3g} for this model")
+
+
+def _warn_if_static(cfg: TrainConfig, total_steps: int) -> None:
+    """Settings under which a DST run never changes its mask deserve a word before it trains."""
+    stop = math.floor(cfg.stop_fraction * total_steps)
+    if cfg.update_period >= stop:
+        warnings.warn(f"update_period {cfg.update_period} >= the {stop} steps in which updates may happen "
+                      f"({cfg.epochs} epochs x {total_steps // cfg.epochs} steps, stop_fraction "
+                      f"{cfg.stop_fraction:g}): no topology update will happen, the run is static", DstWarning,
+                      stacklevel=3)
+    elif cfg.drop_fraction == 0 and (cfg.schedule == "constant" or cfg.eta_min == 0):
+        warnings.warn("drop_fraction 0: every topology update removes nothing, the run is static", DstWarning,
+                      stacklevel=3)
+
+
 def _loss_and_correct(out: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean loss and number of correct predictions; one output column means a binary task."""
     if out.shape[-1] == 1:
@@ -98,8 +129,9 @@ class Trainer:
         self.masks: MaskSet | None = None
         self.updater: TopologyUpdater | None = None
         if not cfg.is_dense:
-            counts = layer_counts({n: tuple(p.shape) for n, p in self.params.items()},
-                                  cfg.density, cfg.init, cfg.erk_power)
+            shapes = {n: tuple(p.shape) for n, p in self.params.items()}
+            counts = layer_counts(shapes, cfg.density, cfg.init, cfg.erk_power)
+            _check_counts(counts, shapes, cfg)
             gen = derive_generator(cfg.seed, 0, _MASK_INIT, self.device)
             self.masks = MaskSet.from_counts(self.params, counts, gen)
             self.masks.apply_(self.params)
@@ -109,6 +141,7 @@ class Trainer:
                 drop_schedule(cfg.schedule, cfg.drop_fraction, self.total_steps, cfg.eta_min),
                 UpdateSchedule(cfg.update_period, math.floor(cfg.stop_fraction * self.total_steps)),
                 cfg.scope, cfg.seed, cfg.criterion_params, cfg.grown_momentum)
+            _warn_if_static(cfg, self.total_steps)
         self.update_order = resolve_order(cfg.update_order, cfg.criterion)
         # position and progress (all in the checkpoint)
         self.epoch = 0  # epochs completed

@@ -241,3 +241,20 @@ def test_wrong_types_and_non_finite_values_are_refused(bad, message):
 def test_yaml_style_numbers_in_strings_are_the_numbers_meant():
     cfg = TrainConfig(lr="5e-2", density="1e-1", weight_decay="5E-4")
     assert (cfg.lr, cfg.density, cfg.weight_decay) == (0.05, 0.1, 0.0005)
+
+
+def test_a_density_that_leaves_a_layer_without_weights_is_refused():
+    # MNIST-1D MLP under uniform: the 256x10 output layer gets round(2560 d) weights: none below 1/5120
+    with pytest.raises(ConfigError, match=r"density: got 0.0001; under uniform layer .* would get no active "
+                                          r"weight .*; expected at least 0.000195"):
+        Trainer(TrainConfig(density=1e-4, init="uniform", **FAST))
+
+
+@pytest.mark.parametrize("changes,message", [
+    (dict(update_period=10_000), "no topology update will happen, the run is static"),
+    (dict(drop_fraction=0.0, schedule="constant"), "drop_fraction 0: every topology update removes nothing"),
+])
+def test_settings_under_which_nothing_updates_are_warned_about(changes, message):
+    from dst_core.errors import DstWarning
+    with pytest.warns(DstWarning, match=message):
+        Trainer(TrainConfig(density=0.1, **dict(FAST, **changes)))
