@@ -129,7 +129,7 @@ class TrainConfig:
         _check(self, "momentum", float, 0, 1)
         _check(self, "weight_decay", float, 0, None)
         _check(self, "lr_gamma", float, 0, None, open_low=True)
-        _check(self, "seed", int, 0, None)
+        _check(self, "seed", int, 0, 2**63 - 1)
         for key in ("static", "nesterov"):
             if not isinstance(getattr(self, key), bool):
                 raise ConfigError(f"{key}: got {getattr(self, key)!r}; expected true or false")
@@ -137,8 +137,8 @@ class TrainConfig:
             if isinstance(m, bool) or not isinstance(m, (int, float)) or not 0 < m < 1:
                 raise ConfigError(f"lr_milestones: got {_short(self.lr_milestones)}; expected a list of fractions "
                                   "in (0, 1)")
-        if not (self.device in ("auto", "cpu") or self.device.startswith("cuda")):
-            raise ConfigError(f"device: got {self.device!r}; expected auto, cpu, cuda or cuda:N")
+        if not isinstance(self.device, str) or not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
+            raise ConfigError(f"device: got {_short(self.device)}; expected auto, cpu, cuda or cuda:N")
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "TrainConfig":

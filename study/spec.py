@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 from pathlib import Path
 from typing import Any, Iterator, Literal
 
@@ -135,7 +136,8 @@ def _pydantic_problems(error: ValidationError) -> list[str]:
             key = e["loc"][-1]
             problems.append(f"{where}: unknown key {key!r}{did_you_mean(key, choices)} (keys: {', '.join(choices)})")
         else:
-            problems.append(f"{where}: {e['msg']}; got {e.get('input')!r}")
+            got = repr(e.get("input"))
+            problems.append(f"{where}: {e['msg']}; got {got if len(got) <= 80 else got[:80] + '…'}")
     return problems
 
 
@@ -187,10 +189,12 @@ def _config_problems(spec: StudySpec, data: bool = True) -> list[str]:
         if spec.search.metric not in metrics:
             problems.append(f"search.metric: got {spec.search.metric!r}{did_you_mean(spec.search.metric, metrics)} "
                             f"(choices: {', '.join(metrics)})")
-        for key in spec.search.space:
+        for key, domain in spec.search.space.items():
             if key not in CONFIG_FIELDS:
                 problems.append(f"search.space.{key}: unknown config key {key!r}"
                                 f"{did_you_mean(key, CONFIG_FIELDS)}")
+                continue
+            problems += _domain_problems(f"search.space.{key}", key, domain, known_base)
         if spec.grid or spec.include:
             problems.append("grid and search: give one of them (a search samples its own configs)")
     elif not spec.grid and not spec.include and not problems:
@@ -205,6 +209,36 @@ def _config_problems(spec: StudySpec, data: bool = True) -> list[str]:
     except ConfigError as e:
         return [f"base: {e}"]
     problems += _data_problems(spec, base)
+    return problems
+
+
+def _domain_problems(where: str, key: str, domain: dict[str, list[Any]], base: dict[str, Any]) -> list[str]:
+    """A search dimension: one kind, bounds that make a range, every value valid for the field."""
+    if len(domain) != 1:
+        return [f"{where}: give exactly one of uniform, loguniform, int, choice; got {', '.join(domain) or 'none'}"]
+    (kind, args), = domain.items()
+    if kind == "choice":
+        if not args:
+            return [f"{where}.choice: empty list; give at least one value"]
+        values = args
+    else:
+        numeric = all(isinstance(a, (int, float)) and not isinstance(a, bool) and math.isfinite(a) for a in args)
+        if len(args) != 2 or not numeric:
+            return [f"{where}.{kind}: got {str(args)[:80]}; expected [low, high], two finite numbers"]
+        low, high = args
+        if not low < high:
+            return [f"{where}.{kind}: got low {low} >= high {high}; expected low < high"]
+        if kind == "loguniform" and low <= 0:
+            return [f"{where}.loguniform: got low {low}; expected low > 0 (a log scale)"]
+        if kind == "int" and not all(isinstance(a, int) for a in args):
+            return [f"{where}.int: got {args}; expected two integers"]
+        values = args
+    problems = []
+    for value in values:
+        try:
+            TrainConfig.from_dict({**base, key: value})
+        except ConfigError as e:
+            problems.append(f"{where}.{kind}: {e}")
     return problems
 
 

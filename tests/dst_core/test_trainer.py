@@ -231,6 +231,9 @@ def test_a_diverging_run_fails_instead_of_completing(tmp_path):
     (dict(criterion="mest", criterion_params={"gamma": "abc"}), "gamma of criterion 'mest': got 'abc'"),
     (dict(criterion="mest", criterion_params={"gamma": float("nan")}), "expected a finite number"),
     (dict(erk_power="x" * 10_000), "erk_power: got 'xxxxxxxx"),
+    (dict(device="cuda0"), "device: got 'cuda0'; expected auto, cpu, cuda or cuda:N"),
+    (dict(device="gpu"), "device: got 'gpu'"),
+    (dict(seed=2**70), "seed: got 1180591620717411303424; expected an integer >= 0 and <= 9223372036854775807"),
 ])
 def test_wrong_types_and_non_finite_values_are_refused(bad, message):
     with pytest.raises(ConfigError) as info:

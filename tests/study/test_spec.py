@@ -142,6 +142,22 @@ def test_search_spec_validates():
         parse({"name": "s", "search": {"n_trials": 2, "space": {"densty": {"uniform": [0.1, 0.2]}}}})
 
 
+@pytest.mark.parametrize("space,fragment", [
+    ({"density": {"loguniform": [0.5, 0.02]}}, "search.space.density.loguniform: got low 0.5 >= high 0.02"),
+    ({"density": {"loguniform": [0.0, 0.5]}}, "expected low > 0 (a log scale)"),
+    ({"density": {"uniform": [0.1, 1.5]}}, "search.space.density.uniform: density: got 1.5"),
+    ({"criterion": {"choice": []}}, "search.space.criterion.choice: empty list"),
+    ({"criterion": {"choice": ["snip", "magnitdue"]}}, "did you mean 'magnitude'"),
+    ({"epochs": {"int": [1.5, 3]}}, "search.space.epochs.int: got [1.5, 3]; expected two integers"),
+    ({"lr": {"uniform": ["a", "b"]}}, "expected [low, high], two finite numbers"),
+    ({"lr": {"uniform": [0.1, 0.2], "loguniform": [0.1, 0.2]}}, "give exactly one of"),
+])
+def test_search_space_is_checked_value_by_value(space, fragment):
+    with pytest.raises(SpecError) as info:
+        parse({"name": "s", "base": {"epochs": 1}, "search": {"n_trials": 2, "space": space}})
+    assert fragment in str(info.value)
+
+
 def test_search_metric_must_be_a_final_metric():
     with pytest.raises(SpecError, match="search.metric: got 'final_test_acc'; did you mean 'final_test_accuracy'"):
         parse({"name": "s", "search": {"n_trials": 2, "metric": "final_test_acc",
