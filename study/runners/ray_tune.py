@@ -234,6 +234,9 @@ def start_ray(address: str | None, num_cpus: float | None, num_gpus: float | Non
     # Tune's per-trial result.json / progress.csv / TensorBoard files: the store already holds every
     # epoch, and writing them cost the driver CPU that the trials beside it need
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    # A failed trial's traceback is in its row and its last line in the progress; Tune's own copy on
+    # stderr (logged at ERROR by its controller) shows only with --verbose
+    logging.getLogger("ray.tune").setLevel(logging.INFO if verbose else logging.CRITICAL)
     if ray.is_initialized():
         return False
     kwargs = dict(include_dashboard=False, log_to_driver=verbose,

@@ -197,3 +197,19 @@ def test_resources_no_node_has_are_refused_not_waited_for(fault_file, tmp_path):
                                         r"\(nodes: 2 CPUs, 1 GPUs\)"):
         run(plan(spec), log=lambda line: None)
     assert ParquetStore(spec.study_dir).read("trials").empty
+
+
+def test_a_failed_trial_is_one_line_without_verbose(fault_file, tmp_path, capfd):
+    import yaml
+    from study.cli import main
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump({"name": "s", "storage": str(tmp_path), "base": BASE, "grid": {"density": [0.1]},
+                                    "retries": 0}))
+    fault_file.write_text(json.dumps({"epoch": 1, "times": -1, "dir": str(tmp_path / "marks")}))
+    try:
+        assert main(["run", str(spec)]) == 1
+    finally:
+        fault_file.unlink()
+    out, err = capfd.readouterr()
+    assert "FAILED: RuntimeError: injected fault at epoch 1" in out
+    assert "Traceback" not in out + err  # Tune's copy of the traceback shows only with --verbose
