@@ -38,7 +38,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dst_core import TrainConfig
-from dst_core.data import check_dataset
+from dst_core.data import DATASETS, check_dataset
+from dst_core.models import check_compatible
 from dst_core.errors import ConfigError, DstError
 from dst_core.registry import did_you_mean
 
@@ -243,9 +244,17 @@ def _domain_problems(where: str, key: str, domain: dict[str, list[Any]], base: d
 
 
 def _data_problems(spec: StudySpec, base: TrainConfig) -> list[str]:
-    """File-based data sets must be where the spec says, before any trial starts."""
-    pairs = {(c.dataset, c.data_root) for c in (spec.trials() if spec.search is None else [base])}
+    """File-based data sets must be where the spec says, and every model must take its data set's
+    inputs, before any trial starts."""
+    configs = spec.trials() if spec.search is None else [base]
     problems = []
+    for model, dataset in sorted({(c.model, c.dataset) for c in configs}):
+        meta = DATASETS.get(dataset).meta
+        try:
+            check_compatible(model, meta["input_shape"], meta["num_classes"], f"dataset {dataset!r}")
+        except ConfigError as e:
+            problems.append(f"model: {e}")
+    pairs = {(c.dataset, c.data_root) for c in configs}
     for dataset, root in sorted(pairs, key=str):
         try:
             check_dataset(dataset, root)

@@ -4,7 +4,9 @@ Each module below registers ``factory(root) -> DataBundle`` in :data:`DATASETS` 
 
 * ``needs_root`` -- whether the data must be read from a local folder (nothing ever downloads);
 * ``description`` -- one line for CLI help;
-* ``default_model`` -- the model name used when a config names none.
+* ``default_model`` -- the model name used when a config names none;
+* ``input_shape``, ``num_classes`` -- what the loader yields, known without loading anything (a
+  spec's model is checked against them before a study starts).
 
 The small shared helpers (root checks, the "not found" message, standardisation) live here,
 above the imports, so every dataset words its errors the same way.

@@ -141,6 +141,8 @@ def _bundle(
     needs_root=True,
     description="CIFAR-10 (python pickles in <root>/cifar-10-batches-py), 3x32x32, crop (reflect pad) + flip",
     default_model="mlp_cifar10",
+    input_shape=(3, 32, 32),
+    num_classes=10,
 )
 def load_cifar10(root: Path | None) -> DataBundle:
     return _bundle(
@@ -157,6 +159,8 @@ def load_cifar10(root: Path | None) -> DataBundle:
     needs_root=True,
     description="CIFAR-100 fine labels (python pickles in <root>/cifar-100-python), 3x32x32, crop+flip",
     default_model="mlp_cifar10",
+    input_shape=(3, 32, 32),
+    num_classes=100,
 )
 def load_cifar100(root: Path | None) -> DataBundle:
     return _bundle(

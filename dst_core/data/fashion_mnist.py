@@ -68,6 +68,8 @@ def _find(base: Path, stem: str) -> Path | None:
     needs_root=True,
     description="Fashion-MNIST idx files (<root>/fashion_mnist), 1x28x28, 10 classes",
     default_model="lenet5",
+    input_shape=(1, 28, 28),
+    num_classes=10,
 )
 def load_fashion_mnist(root: Path | None) -> DataBundle:
     root = require_root("fashion_mnist", root, _EXPECTED, _HINT)

@@ -100,6 +100,8 @@ def _from_csv(path: Path, test_rows: int) -> tuple[np.ndarray, ...]:
     needs_root=True,
     description="UCI HIGGS (<root>/HIGGS.csv.gz or higgs.npz): 28 features, 2 classes, last 500k rows test",
     default_model="mlp_higgs",
+    input_shape=(28,),
+    num_classes=2,
 )
 def load_higgs(root: Path | None) -> DataBundle:
     root = require_root("higgs", root, _EXPECTED, _HINT)

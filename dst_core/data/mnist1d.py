@@ -95,6 +95,8 @@ def _arrays() -> dict[str, np.ndarray]:
     needs_root=False,
     description="MNIST-1D: 4000/1000 signals of length 40, 10 classes (generated offline, cached)",
     default_model="mnist1d_mlp",
+    input_shape=(40,),
+    num_classes=10,
 )
 def load_mnist1d(root: Path | None = None) -> DataBundle:
     """``root`` is ignored (the data are generated). Tensors are fresh copies on every call."""

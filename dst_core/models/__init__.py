@@ -18,12 +18,13 @@ from __future__ import annotations
 import math
 from typing import Callable, Sequence
 
+import torch
 from torch import nn
 
 from ..errors import ConfigError
 from ..registry import Registry
 
-__all__ = ["MODELS", "build_model", "flat_features", "image_shape"]
+__all__ = ["MODELS", "build_model", "check_compatible", "flat_features", "image_shape"]
 
 MODELS: Registry[Callable[[tuple[int, ...], int], nn.Module]] = Registry("model")
 
@@ -76,6 +77,22 @@ def build_model(name: str, input_shape: tuple[int, ...], num_classes: int) -> nn
             f"model {entry.name!r}: num_classes must be a positive int; got {num_classes!r}"
         )
     return entry.obj(shape, num_classes)
+
+
+def check_compatible(model: str, input_shape: tuple[int, ...], num_classes: int, what: str = "data") -> None:
+    """Raise ConfigError unless ``model`` takes inputs of ``input_shape`` (without batch dim).
+
+    The model is built and run on PyTorch's ``meta`` device: shapes only, no memory, no compute.
+    """
+    entry = MODELS.get(model)
+    try:
+        with torch.device("meta"):
+            build_model(entry.name, input_shape, num_classes)(torch.empty((2, *input_shape)))
+    except ConfigError as e:
+        raise ConfigError(f"{what}: {e}") from None
+    except (RuntimeError, ValueError, TypeError) as e:
+        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise ConfigError(f"model {entry.name!r} cannot take {what} of shape {tuple(input_shape)} ({first})") from None
 
 
 # Explicit imports (one per module) so that every model registers; tests check none is missing.

@@ -342,3 +342,11 @@ def test_a_planted_cifar_pickle_is_refused_without_running_it(tmp_path: Path) ->
                                                    r"posix.system is not part of the CIFAR format"):
         load_dataset("cifar10", tmp_path)
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("name", ["mnist1d", "digits"])
+def test_registered_shape_and_classes_are_what_the_loader_yields(name: str) -> None:
+    meta = DATASETS.get(name).meta
+    b = load_dataset(name)
+    assert b.input_shape == meta["input_shape"] and b.num_classes == meta["num_classes"]
+    assert all("input_shape" in d.meta and "num_classes" in d.meta for d in DATASETS)

@@ -68,6 +68,9 @@ def test_baseline_identity_ignores_the_fields_it_never_reads():
     (_spec(include=[{"static": "yes"}]), ["include[0].static: static: got 'yes'; expected true or false"]),
     (_spec(include=[{"density": [1.0, 2.0]}]), ["include[0].density[1]: density: got 2.0"]),
     (_spec(include={"static": True}), ["include: Input should be a valid list"]),
+    (_spec(base={"epochs": 1, "model": "lenet5"}), ["model: dataset 'mnist1d': model 'lenet5' expects image input"]),
+    (_spec(grid={"model": ["mnist1d_mlp", "resnet56"]}), ["model: dataset 'mnist1d': model 'resnet56' expects"]),
+    (_spec(storage=""), ["storage: String should have at least 1 character"]),
     (_spec(base={"dataset": "cifar10", "data_root": "/nonexistent/data"}),
      ["data: dataset 'cifar10': expected <root>/cifar-10-batches-py", "/nonexistent/data"]),
 ])
