@@ -13,6 +13,12 @@ def _spec(**changes):
     return {k: v for k, v in data.items() if v is not None}
 
 
+def test_yaml_numbers_without_a_dot_are_numbers():
+    spec = parse(yaml.safe_load("name: s\nbase: {epochs: 1, lr: 5e-2, weight_decay: 5e-4}\ngrid: {density: [1e-1]}\n"))
+    config, = spec.trials()
+    assert (config.lr, config.weight_decay, config.density) == (0.05, 0.0005, 0.1)
+
+
 def test_valid_spec_expands_the_grid_once_per_config():
     spec = parse(_spec(grid={"density": [0.1, 0.2, 0.1], "criterion": ["SNIP", "snip"], "seed": [0, 1]}))
     trials = spec.trials()
@@ -71,6 +77,8 @@ def test_baseline_identity_ignores_the_fields_it_never_reads():
     (_spec(base={"epochs": 1, "model": "lenet5"}), ["model: dataset 'mnist1d': model 'lenet5' expects image input"]),
     (_spec(grid={"model": ["mnist1d_mlp", "resnet56"]}), ["model: dataset 'mnist1d': model 'resnet56' expects"]),
     (_spec(storage=""), ["storage: String should have at least 1 character"]),
+    (_spec(base={"epochs": 1, "nesterov": "false"}), ["base: nesterov: got 'false'; expected true or false"]),
+    (_spec(base={"epochs": 1, "lr": float("nan")}), ["base: lr: got nan; expected a finite number > 0"]),
     (_spec(base={"dataset": "cifar10", "data_root": "/nonexistent/data"}),
      ["data: dataset 'cifar10': expected <root>/cifar-10-batches-py", "/nonexistent/data"]),
 ])
