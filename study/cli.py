@@ -267,7 +267,11 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    spec = load_spec(args.spec) if args.command == "run" else load_study_spec(open_study(args.study).root)
+    if args.command == "run":
+        spec = load_spec(args.spec)
+    else:  # the folder is the study, wherever it was moved: its saved storage only says where it began
+        store = open_study(args.study)
+        spec = load_study_spec(store.root)
     p = plan(spec, retry_failed=args.retry_failed)
     if spec.search is not None:
         print(f"study {spec.name!r}: Optuna search of {spec.search.n_trials} trials, {len(p.done)} done, "

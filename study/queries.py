@@ -31,12 +31,17 @@ def open_study(study: str) -> ParquetStore:
     if "://" in study:
         return ParquetStore(study)
     for candidate in (Path(study), default_root() / study):
-        if (candidate / "trials").is_dir():
+        if _is_study(candidate):
             return ParquetStore(str(candidate))
     root = default_root()
-    known = sorted(p.name for p in root.iterdir() if (p / "trials").is_dir()) if root.is_dir() else []
-    raise StoreError(f"unknown study {study!r}: no {study}/trials/ here or under {str(root)!r} "
-                     f"(studies there: {', '.join(known) or 'none'})")
+    known = sorted(p.name for p in root.iterdir() if _is_study(p)) if root.is_dir() else []
+    raise StoreError(f"unknown study {study!r}: no {study}/trials/ or {study}/spec.yaml here or under "
+                     f"{str(root)!r} (studies there: {', '.join(known) or 'none'})")
+
+
+def _is_study(folder: Path) -> bool:
+    """A study folder holds its tables, or at least the spec `run` saved before the first result."""
+    return (folder / "trials").is_dir() or (folder / "spec.yaml").is_file()
 
 
 def query(store: ParquetStore, table: str = "trials", where: str | None = None,

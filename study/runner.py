@@ -75,13 +75,18 @@ def _checkpoints(store: ParquetStore, ids: set[str]) -> dict[str, str]:
 
 
 def save_spec(spec: StudySpec) -> None:
+    """Keep the spec in the study folder, written atomically (a temporary file, then a rename)."""
     store = ParquetStore(spec.study_dir)
     store.fs.create_dir(store.path, recursive=True)
-    with store.fs.open_output_stream(f"{store.path}/{SPEC_FILE}") as out:
+    tmp = f"{store.path}/.{SPEC_FILE}.tmp-{os.getpid()}"
+    with store.fs.open_output_stream(tmp) as out:
         out.write(yaml.safe_dump(spec.model_dump(mode="json", exclude_none=True), sort_keys=False).encode())
+    store.fs.move(tmp, f"{store.path}/{SPEC_FILE}")
 
 
 def load_study_spec(study_dir: str) -> StudySpec:
+    """The spec saved in a study folder, with its results in that folder: the folder is the study,
+    wherever it was moved or copied (the saved ``storage`` only says where it was created)."""
     store = ParquetStore(study_dir)
     path = f"{store.path}/{SPEC_FILE}"
     try:
@@ -90,7 +95,7 @@ def load_study_spec(study_dir: str) -> StudySpec:
     except OSError:
         raise SpecError(f"{study_dir}: no {SPEC_FILE}; this study was not started by 'dst-study run' "
                         "(run the spec itself to continue it)") from None
-    return parse(data, path)
+    return parse(data, path).at(study_dir)
 
 
 def _forward_sigterm_to_sigint():

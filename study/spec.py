@@ -88,6 +88,11 @@ class StudySpec(BaseModel):
     def study_dir(self) -> str:
         return f"{self.storage.rstrip('/')}/{self.name}"
 
+    def at(self, study_dir: str) -> "StudySpec":
+        """This spec with its results in ``study_dir`` (a study folder that was moved or copied)."""
+        parent, _, name = str(study_dir).rstrip("/").rpartition("/")
+        return self.model_copy(update={"storage": parent or ".", "name": name})
+
     @property
     def axes(self) -> list[str]:
         """The config fields this study varies: grid axes with more than one value, the keys of

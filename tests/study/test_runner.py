@@ -213,3 +213,31 @@ def test_a_failed_trial_is_one_line_without_verbose(fault_file, tmp_path, capfd)
     out, err = capfd.readouterr()
     assert "FAILED: RuntimeError: injected fault at epoch 1" in out
     assert "Traceback" not in out + err  # Tune's copy of the traceback shows only with --verbose
+
+
+def test_a_moved_study_resumes_in_its_folder(fault_file, tmp_path, monkeypatch, capsys):
+    import shutil
+    from study.cli import main
+    from study.runner import save_spec
+    spec = _spec(tmp_path / "first", {"density": [0.1, 0.2]})
+    run(plan(_spec(tmp_path / "first", {"density": [0.1]})), log=lambda line: None)
+    save_spec(spec)  # the spec grew by a density: one trial is missing
+    moved = tmp_path / "elsewhere" / "renamed"
+    moved.parent.mkdir()
+    shutil.move(spec.study_dir, moved)
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert main(["resume", str(moved)]) == 0
+    out = capsys.readouterr().out
+    assert f"1 done, 1 to run (0 from checkpoints) -> {moved}" in out
+    assert sorted(ParquetStore(str(moved)).read("trials")["density"]) == [0.1, 0.2]
+    assert not (tmp_path / "first" / "s").exists()  # no second copy of the study where it began
+
+
+def test_status_and_query_of_a_study_with_only_its_saved_spec(fault_file, tmp_path, capsys):
+    from study.cli import main
+    from study.runner import save_spec
+    spec = _spec(tmp_path, {"density": [0.1, 0.2]})
+    save_spec(spec)  # what a driver killed before its first result leaves
+    assert main(["status", spec.study_dir]) == 0
+    assert "0 trials" in capsys.readouterr().out
+    assert main(["query", spec.study_dir]) == 0
