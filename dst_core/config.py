@@ -24,7 +24,7 @@ from .registry import Registry, did_you_mean
 from .schedules import SCHEDULES
 from .topology import GROWN_MOMENTUM, SCOPES, UPDATE_ORDERS
 
-__all__ = ["KINDS", "TrainConfig", "RUN_ONLY_FIELDS", "UNUSED_BY_KIND"]
+__all__ = ["ADDED_FIELDS", "KINDS", "TrainConfig", "RUN_ONLY_FIELDS", "UNUSED_BY_KIND"]
 
 # Fields that choose where or how fast a run happens, or what is observed, not what it computes:
 # they are left out of a run's identity, so a checkpoint written on one device resumes on another.
@@ -36,8 +36,13 @@ RUN_ONLY_FIELDS = ("data_root", "device", "eval_batch_size", "jaccard_every")
 KINDS = ("dst", "static", "dense")
 _TOPOLOGY_FIELDS = ("criterion", "criterion_params", "growth", "schedule", "drop_fraction", "eta_min",
                     "update_period", "stop_fraction", "scope", "update_order", "grown_momentum")
-UNUSED_BY_KIND = {"dst": ("static",), "static": _TOPOLOGY_FIELDS,
+UNUSED_BY_KIND = {"dst": (), "static": _TOPOLOGY_FIELDS,
                   "dense": _TOPOLOGY_FIELDS + ("init", "erk_power", "static")}
+
+# Fields added after trial ids were first given out, each with the value that reproduces what
+# versions without it computed: left out of a run's identity while they hold that value, so adding
+# a field never changes the ids (and so never re-runs the trials) of studies that began before it.
+ADDED_FIELDS: dict[str, Any] = {"static": False}
 
 
 def _field(help: str, default: Any = None, *, factory: Any = None) -> Any:
@@ -156,10 +161,12 @@ class TrainConfig:
         return d
 
     def identity(self) -> dict[str, Any]:
-        """What determines the result: every field except :data:`RUN_ONLY_FIELDS` and those the
-        run's kind never reads (:data:`UNUSED_BY_KIND`)."""
+        """What determines the result: every field except :data:`RUN_ONLY_FIELDS`, those the run's
+        kind never reads (:data:`UNUSED_BY_KIND`) and added fields at their old value
+        (:data:`ADDED_FIELDS`)."""
         unused = set(RUN_ONLY_FIELDS) | set(UNUSED_BY_KIND[self.kind])
-        return {k: v for k, v in self.to_dict().items() if k not in unused}
+        return {k: v for k, v in self.to_dict().items()
+                if k not in unused and not (k in ADDED_FIELDS and v == ADDED_FIELDS[k])}
 
     @property
     def kind(self) -> str:

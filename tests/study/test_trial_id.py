@@ -1,0 +1,24 @@
+"""Trial ids are content addresses that must not move: a moved id re-runs a study's trials."""
+
+from dst_core import TrainConfig
+from dst_core.config import ADDED_FIELDS
+from study.trial_id import trial_id
+
+
+def test_pinned_ids_of_fixed_configs():
+    # Golden values. If this fails, a change altered the identity of existing trials: every study
+    # would re-run. Give a new field its old behaviour's value in ADDED_FIELDS instead.
+    assert trial_id(TrainConfig(density=0.1, seed=1)) == "2312cf557b41c160"
+    assert trial_id(TrainConfig(density=0.1, static=True, seed=1)) == "b061b2d0a05ae6c6"
+    assert trial_id(TrainConfig(density=1.0, seed=1)) == "03ea064aa3d347ac"
+
+
+def test_added_fields_at_their_old_value_stay_out_of_the_identity():
+    for key, old in ADDED_FIELDS.items():
+        assert key not in TrainConfig(density=0.1).identity() and getattr(TrainConfig(), key) == old
+    assert "static" in TrainConfig(density=0.1, static=True).identity()
+
+
+def test_run_only_fields_and_name_spellings_do_not_change_the_id():
+    a = TrainConfig(density=0.1, criterion="SNIP", device="cpu", eval_batch_size=7, jaccard_every=3)
+    assert trial_id(a) == trial_id(TrainConfig(density=0.1, criterion="snip"))
