@@ -22,6 +22,7 @@ from rich.console import Console
 from dst_core import TrainConfig
 from dst_core import checkpoint as ckpt
 
+from .lease import StudyLease
 from .progress import Progress
 from .spec import SpecError, StudySpec, parse
 from .store import ParquetStore
@@ -111,9 +112,17 @@ def run(p: Plan, *, address: str | None = None, max_concurrent: int | None = Non
     """Run the missing trials of a plan in waves; every outcome lands in the store, which is
     compacted afterwards once it holds more than ``COMPACT_ABOVE`` parts.
 
-    Progress goes to ``log`` as lines, or to a live bar when ``console`` is a terminal.
+    Progress goes to ``log`` as lines, or to a live bar when ``console`` is a terminal. One driver
+    runs a study at a time (:class:`~study.lease.StudyLease`); another stops with StudyBusy.
     """
     p.store.check_writable()  # before Ray starts or any trial trains
+    with StudyLease(p.store, log=log):
+        _run(p, address=address, max_concurrent=max_concurrent, num_cpus=num_cpus, num_gpus=num_gpus,
+             verbose=verbose, log=log, console=console)
+
+
+def _run(p: Plan, *, address: str | None, max_concurrent: int | None, num_cpus: float | None,
+         num_gpus: float | None, verbose: bool, log: Callable[[str], None], console: Console | None) -> None:
     save_spec(p.spec)
     to_search = p.spec.search.n_trials - len(p.done) if p.spec.search is not None else 0
     if not p.missing and to_search <= 0:

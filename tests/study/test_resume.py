@@ -74,6 +74,7 @@ def test_sigkill_driver_then_resume(tmp_path):
                              env=ENV, timeout=400)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert f"{before} done, {4 - before} to run" in resumed.stdout
+    assert f"taking over {study} from a driver that is gone" in resumed.stdout
 
     raw = pd.concat([pq.read_table(f).to_pandas() for f in ParquetStore(str(study)).files("trials")])
     assert len(raw) == 4 and raw["trial_id"].is_unique and set(raw["status"]) == {"completed"}
@@ -91,3 +92,28 @@ def test_sigkill_driver_then_resume(tmp_path):
             assert row.final_train_loss == final["train_loss"], row.trial_id
     finally:
         torch.set_num_threads(threads)
+
+
+@pytest.mark.slow
+def test_one_driver_per_study(tmp_path):
+    spec = {"name": "k", "storage": str(tmp_path), "base": dict(BASE, epochs=200), "grid": {"density": [0.1]}}
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    first = subprocess.Popen(_cli("run", str(path), "--num-cpus", "1"), stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True, env=ENV, start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        while not (tmp_path / "k" / "driver.lease").exists() and time.time() < deadline:
+            time.sleep(0.1)
+        second = subprocess.run(_cli("run", str(path)), capture_output=True, text=True, env=ENV, timeout=120)
+        assert second.returncode == 2, second.stdout + second.stderr
+        assert f"another driver runs this study (host " in second.stderr and f"pid {first.pid}, since " in second.stderr
+        assert second.stderr.count("\n") == 1 and not (tmp_path / "k" / "trials").exists()
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
+    from study.lease import StudyLease
+    said = []
+    with StudyLease(ParquetStore(str(tmp_path / "k")), log=said.append):  # the holder is gone: taken over
+        pass
+    assert f"from a driver that is gone (host " in said[0] and f"its process {first.pid} on this host is gone" in said[0]
