@@ -114,42 +114,30 @@ def _title(facet: dict) -> str:
     return ", ".join(f"{a} = {_label(v)}" for a, v in facet.items())
 
 
-def _density(store: ParquetStore, metric: str, where: str | None):
-    trials = _trials(store, where)
-    facets = _facets(trials, ("density",))
-    fig, axes = _panels(len(facets), f"{metric} vs density (mean ± std over seeds)", sharey=True)
-    for ax, facet in zip(axes, facets):
-        data = _select(trials, facet)
-        dst = data[data["kind"] == "dst"]
-        for criterion, g in dst.groupby("criterion"):
-            _band(ax, g, "density", metric, criterion)
-        static = data[(data["kind"] == "static") & data["density"].isin(dst["density"].unique())]
-        if not static.empty:
-            _band(ax, static, "density", metric, "static", ls="-.")
-        _reference(ax, data.loc[data["kind"] == "dense", metric], "dense")
-        _log_ticks(ax, dst["density"])
-        ax.set(title=_title(facet), xlabel="density (fraction of active weights)", ylabel=metric)
-        ax.grid(alpha=0.3)
-        _legend(ax)
-    return fig
-
-
-def _update_period(store: ParquetStore, metric: str, where: str | None):
-    trials = _trials(store, where)
-    facets = _facets(trials, ("update_period",))
-    fig, axes = _panels(len(facets), f"{metric} vs update period (mean ± std over seeds)", sharey=True)
-    for ax, facet in zip(axes, facets):
-        data = _select(trials, facet)
-        dst = data[data["kind"] == "dst"]
-        for criterion, g in dst.groupby("criterion"):
-            _band(ax, g, "update_period", metric, criterion)
-        _reference(ax, data.loc[data["kind"] == "static", metric], "static")
-        _reference(ax, data.loc[data["kind"] == "dense", metric], "dense")
-        _log_ticks(ax, dst["update_period"])
-        ax.set(title=_title(facet), xlabel="update period (optimizer steps)", ylabel=metric)
-        ax.grid(alpha=0.3)
-        _legend(ax)
-    return fig
+def _against(x: str, xlabel: str):
+    """A figure of the metric against the config axis ``x`` (log scale): a panel per value of every
+    other varying axis, a line and band per criterion, the baselines as lines or references."""
+    def figure(store: ParquetStore, metric: str, where: str | None):
+        trials = _trials(store, where)
+        facets = _facets(trials, (x,))
+        fig, axes = _panels(len(facets), f"{metric} vs {x.replace('_', ' ')} (mean ± std over seeds)", sharey=True)
+        for ax, facet in zip(axes, facets):
+            data = _select(trials, facet)
+            dst = data[data["kind"] == "dst"]
+            for criterion, g in dst.groupby("criterion"):
+                _band(ax, g, x, metric, criterion)
+            static = data[data["kind"] == "static"]
+            if x in SPANS["static"]:  # the static baseline does not vary along x: a reference line
+                _reference(ax, static[metric], "static")
+            elif not static.empty:
+                _band(ax, static[static[x].isin(dst[x].unique())], x, metric, "static", ls="-.")
+            _reference(ax, data.loc[data["kind"] == "dense", metric], "dense")
+            _log_ticks(ax, dst[x])
+            ax.set(title=_title(facet), xlabel=xlabel, ylabel=metric)
+            ax.grid(alpha=0.3)
+            _legend(ax)
+        return fig
+    return figure
 
 
 def _curves(store: ParquetStore, metric: str, where: str | None):
@@ -219,8 +207,9 @@ def _search(store: ParquetStore, metric: str, where: str | None):
     return fig
 
 
-KINDS: dict[str, Callable] = {"density": _density, "update-period": _update_period, "curves": _curves,
-                              "jaccard": _jaccard, "search": _search}
+KINDS: dict[str, Callable] = {"density": _against("density", "density (fraction of active weights)"),
+                              "update-period": _against("update_period", "update period (optimizer steps)"),
+                              "curves": _curves, "jaccard": _jaccard, "search": _search}
 
 
 def plot(store: ParquetStore, kind: str, out: str | Path, metric: str = "final_test_accuracy",
