@@ -41,41 +41,49 @@ def fig1(study: str) -> None:
         tied = sorted(g.loc[g["tied"], "criterion"])
         print(f"| {growth} | {density:g} | {best['criterion']} {_pct(best['mean'])} | "
               f"{_pct(g['mean'].max() - g['mean'].min())} | {len(tied)} of {len(g) - 1}: {', '.join(tied) or '–'} |")
-    for label, part in (("low (<= 0.1)", dst[dst["density"] <= LOW]), ("moderate (>= 0.2)", dst[dst["density"] >= MODERATE])):
-        columns = part.groupby(["growth", "density"])
-        all_tied = sum((g["best"] | g["tied"]).all() for _, g in columns)
-        spread = np.mean([g["mean"].max() - g["mean"].min() for _, g in columns])
-        print(f"\n{label}: every criterion best or tied in {all_tied} of {columns.ngroups} columns; "
-              f"mean spread {_pct(spread)} points")
+    for label, part in (("low (<= 0.1)", dst[dst["density"] <= LOW]),
+                        ("moderate (>= 0.2)", dst[dst["density"] >= MODERATE])):
+        for growth, by_growth in part.groupby("growth"):
+            columns = by_growth.groupby("density")
+            all_tied = sum((g["best"] | g["tied"]).all() for _, g in columns)
+            spread = np.mean([g["mean"].max() - g["mean"].min() for _, g in columns])
+            without = by_growth[by_growth["criterion"] != "reciprocal_sensitivity"].groupby("density")
+            spread_wo = np.mean([g["mean"].max() - g["mean"].min() for _, g in without])
+            print(f"\n{label}, {growth} growth: every criterion best or tied in {all_tied} of {columns.ngroups} "
+                  f"columns; mean spread {_pct(spread)} points ({_pct(spread_wo)} without reciprocal_sensitivity)")
 
     print("\n### Magnitude best or tied at low density\n")
     mag = dst[(dst["criterion"] == "magnitude")]
-    for label, part in (("low", mag[mag["density"] <= LOW]), ("moderate", mag[mag["density"] >= MODERATE]),
-                        ("all", mag)):
-        ok = (part["best"] | part["tied"]).sum()
-        print(f"- magnitude best or tied at {label} density: {ok} of {len(part)} columns "
-              f"(best in {part['best'].sum()})")
+    for growth in sorted(mag["growth"].unique()):
+        for label, part in (("low", mag[mag["density"] <= LOW]), ("moderate", mag[mag["density"] >= MODERATE])):
+            part = part[part["growth"] == growth]
+            ok = (part["best"] | part["tied"]).sum()
+            print(f"- {growth} growth, {label} density: magnitude best or tied in {ok} of {len(part)} columns "
+                  f"(best in {part['best'].sum()})")
     winners = dst[dst["best"] & (dst["density"] <= LOW)].groupby(["growth", "criterion"]).size()
-    print(f"- best at low density, per growth: {dict(winners)}")
+    print(f"- best at low density, per growth: {', '.join(f'{g} {c}: {n}' for (g, c), n in winners.items())}")
 
     print("\n### Every DST criterion beats static\n")
     raw = trials[trials["status"] == "completed"]
     static = raw[raw["kind"] == "static"]
-    wins = losses = ties = 0
-    rows = []
+    outcome = []
     for (criterion, growth, density), g in raw[raw["kind"] == "dst"].groupby(["criterion", "growth", "density"]):
         s = static.loc[static["density"] == density, METRIC].to_numpy()
+        if len(s) < 2:
+            continue
         t, p = welch(g[METRIC].to_numpy(), s)
-        if p < 0.05 and t > 0:
-            wins += 1
-        elif p < 0.05:
-            losses += 1
-            rows.append(f"{criterion}/{growth} at {density:g}: {_pct(g[METRIC].mean())} vs static {_pct(s.mean())}")
-        else:
-            ties += 1
-    print(f"- DST significantly above static: {wins}; tied: {ties}; significantly below: {losses}")
-    for r in rows:
-        print(f"  - below: {r}")
+        verdict = "above" if p < 0.05 and t > 0 else "below" if p < 0.05 else "tied"
+        outcome.append({"criterion": criterion, "growth": growth, "low": density <= LOW, "verdict": verdict,
+                        "gap": g[METRIC].mean() - s.mean()})
+    outcome = pd.DataFrame(outcome)
+    print("| growth | densities | significantly above static | tied | below | mean gap (points) |")
+    print("|---|---|---|---|---|---|")
+    for (growth, low), g in outcome.groupby(["growth", "low"]):
+        counts = g["verdict"].value_counts()
+        print(f"| {growth} | {'<= 0.1' if low else '> 0.1'} | {counts.get('above', 0)} | {counts.get('tied', 0)} | "
+              f"{counts.get('below', 0)} | {_pct(g['gap'].mean())} |")
+    below = outcome[outcome["verdict"] == "below"].groupby(["criterion", "growth"]).size()
+    print(f"\nsignificantly below static: {dict(below)}")
     dense = raw.loc[raw["kind"] == "dense", METRIC]
     print(f"- dense: {_pct(dense.mean())} ± {_pct(dense.std())} (n = {len(dense)})")
 

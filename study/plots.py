@@ -34,8 +34,9 @@ from .store import ParquetStore, StoreError  # noqa: E402
 
 __all__ = ["COLOURS", "KINDS", "plot"]
 
-_TAB10 = plt.get_cmap("tab10").colors
-COLOURS = {name: _TAB10[i % 10] for i, name in enumerate(CRITERIA.names())} | {"static": "black", "dense": "grey"}
+_PALETTE = [c for i, c in enumerate(plt.get_cmap("tab10").colors) if i != 7]  # grey is the dense baseline's
+COLOURS = {name: _PALETTE[i % len(_PALETTE)] for i, name in enumerate(CRITERIA.names())} | {"static": "black",
+                                                                                               "dense": "grey"}
 
 
 def _label(value) -> str:
