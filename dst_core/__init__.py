@@ -31,16 +31,11 @@ from .masks import MaskSet, n_active, select_top, sparsifiable
 from .models import MODELS, build_model
 from .schedules import SCHEDULES, UpdateSchedule, drop_schedule
 from .topology import TopologyUpdater, drop_and_grow
+from .config import ALGORITHM_REVISION
 from .summary import summarise
 from .trainer import Diverged, Interrupted, Trainer, train
 
 __version__ = "0.1.0"
-
-# What a given config computes. Bump it when a fix changes the results of an existing config, so
-# results of different revisions are never pooled unawares (every result row records it).
-# 1: the first release. 2: a weight removed and regrown in one update keeps its value (and
-# everything else of issue 9: update order, grown momentum, validation split, set_paper_code).
-ALGORITHM_REVISION = 2
 
 __all__ = [
     "ALGORITHM_REVISION", "CRITERIA", "DATASETS", "DENSITY", "GROWTH", "MODELS", "SCHEDULES",

@@ -24,7 +24,14 @@ from .registry import Registry, did_you_mean
 from .schedules import SCHEDULES
 from .topology import GROWN_MOMENTUM, SCOPES, UPDATE_ORDERS
 
-__all__ = ["ADDED_FIELDS", "KINDS", "TrainConfig", "RUN_ONLY_FIELDS", "UNUSED_BY_KIND"]
+__all__ = ["ADDED_FIELDS", "ALGORITHM_REVISION", "KINDS", "RUN_ONLY_FIELDS", "TrainConfig",
+           "UNUSED_BY_KIND"]
+
+# What a given config computes. Bump it when a fix changes the results of an existing config, so
+# results of different revisions are never pooled unawares (every result row and checkpoint records
+# it). 1: the first release. 2: a weight removed and regrown in one update keeps its value, and the
+# rest of the fidelity fixes (update order, grown momentum, validation split; docs/fidelity.md).
+ALGORITHM_REVISION = 2
 
 # Fields that choose where or how fast a run happens, or what is observed, not what it computes:
 # they are left out of a run's identity, so a checkpoint written on one device resumes on another.

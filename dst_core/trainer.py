@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from . import checkpoint, rng
 from .analytics import removal_overlap
-from .config import TrainConfig
+from .config import ALGORITHM_REVISION, TrainConfig
 from .criteria import CRITERIA
 from .data import load_dataset
 from .density import layer_counts
@@ -154,8 +154,13 @@ class Trainer:
         if self.checkpoint_path and resume and self.checkpoint_path.exists():
             state = checkpoint.load(self.checkpoint_path, map_location=self.device)
             checkpoint.check_identity(self.checkpoint_path, state["config"], cfg.identity())
-            self.load_state_dict(state)
-            self.resumed_from = self.epoch
+            revision = state.get("algorithm_revision", 1)
+            if revision != ALGORITHM_REVISION:  # its weights were computed by another algorithm
+                warnings.warn(f"checkpoint {self.checkpoint_path} was written by algorithm revision {revision}, "
+                              f"not {ALGORITHM_REVISION}: the run starts over", DstWarning, stacklevel=2)
+            else:
+                self.load_state_dict(state)
+                self.resumed_from = self.epoch
 
     @property
     def done(self) -> bool:
@@ -282,6 +287,7 @@ class Trainer:
     def state_dict(self) -> dict[str, Any]:
         return {
             "config": self.config.identity(),
+            "algorithm_revision": ALGORITHM_REVISION,
             "position": {"epoch": self.epoch, "batch": self.batch, "step": self.step},
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),

@@ -116,6 +116,8 @@ def _parser() -> argparse.ArgumentParser:
         r.add_argument("--num-cpus", type=float, help="CPUs of the local Ray (default: all)")
         r.add_argument("--num-gpus", type=float, help="GPUs of the local Ray (default: those visible)")
         r.add_argument("--retry-failed", action="store_true", help="run failed trials again too")
+        r.add_argument("--rerun-outdated", action="store_true",
+                       help="run trials of an older algorithm revision again too")
         r.add_argument("--dry-run", action="store_true", help="list what would run and what is done")
         r.add_argument("--verbose", action="store_true", help="show Ray's own log output")
 
@@ -272,13 +274,16 @@ def _run(args: argparse.Namespace) -> int:
     else:  # the folder is the study, wherever it was moved: its saved storage only says where it began
         store = open_study(args.study)
         spec = load_study_spec(store.root)
-    p = plan(spec, retry_failed=args.retry_failed)
+    p = plan(spec, retry_failed=args.retry_failed, rerun_outdated=args.rerun_outdated)
     if spec.search is not None:
         print(f"study {spec.name!r}: Optuna search of {spec.search.n_trials} trials, {len(p.done)} done, "
               f"{max(spec.search.n_trials - len(p.done), 0)} to run -> {spec.study_dir}")
     else:
         print(f"study {spec.name!r}: {len(p.trials)} trials ({count_by_kind(p.trials)}), {len(p.done)} done, "
               f"{len(p.missing)} to run ({len(p.resume_from)} from checkpoints) -> {spec.study_dir}")
+        if p.outdated:
+            print(f"  {len(p.outdated)} of the done trials ran an older algorithm revision than this dst-study's "
+                  f"({dst_core.ALGORITHM_REVISION}): they count as done; --rerun-outdated runs them again")
     if args.dry_run:
         for c in p.missing:
             where = " (resumes from checkpoint)" if trial_id(c) in p.resume_from else ""
@@ -348,9 +353,14 @@ _SHOW_MISSING = 10  # missing trials `status` names; `resume --dry-run` lists al
 
 def _status(args: argparse.Namespace) -> int:
     store = open_study(args.study)
-    trials = query(store, columns=["trial_id", "status", "criterion", "density", "seed", "ended_at", "error"])
+    trials = query(store, columns=["trial_id", "status", "criterion", "density", "seed", "ended_at", "error",
+                                   "algorithm_revision"])
     counts = trials["status"].value_counts()
     print(f"{store.root}: {len(trials)} trials: " + ", ".join(f"{counts.get(s, 0)} {s}" for s in STATUSES))
+    revisions = trials["algorithm_revision"].fillna(1).astype(int).value_counts().sort_index()
+    if len(revisions) > 1 or (len(revisions) and revisions.index[0] != dst_core.ALGORITHM_REVISION):
+        print("  per algorithm revision (this dst-study's: "
+              f"{dst_core.ALGORITHM_REVISION}): " + ", ".join(f"{r}: {n}" for r, n in revisions.items()))
     if store.fs.get_file_info(f"{store.path}/{SPEC_FILE}").is_file:  # started by `dst-study run`
         p = plan(load_study_spec(store.root))
         total = p.spec.search.n_trials if p.spec.search else len(p.trials)

@@ -25,7 +25,7 @@ from dst_core.config import RUN_ONLY_FIELDS, UNUSED_BY_KIND
 
 from .store import CONFIG_COLUMNS, StoreError
 
-__all__ = ["Comparison", "SPANS", "TEST", "compare", "default_axes", "default_metric", "groupable", "ranking", "welch",
+__all__ = ["Comparison", "SPANS", "TEST", "check_one_revision", "compare", "default_axes", "default_metric", "groupable", "ranking", "welch",
            "trial_kinds", "varying_axes"]
 
 TEST = "Welch's two-sided t-test"
@@ -67,6 +67,17 @@ def trial_kinds(trials: pd.DataFrame) -> pd.Series:
 def groupable(column: pd.Series) -> pd.Series:
     """Lists (``lr_milestones``) become tuples so that they can be grouped on."""
     return column.map(lambda v: tuple(v) if isinstance(v, (list, np.ndarray)) else v)
+
+
+def check_one_revision(trials: pd.DataFrame) -> None:
+    """Refuse to pool results of different algorithm revisions (rows without one are revision 1)."""
+    if "algorithm_revision" not in trials or trials.empty:
+        return
+    revisions = sorted(int(r) for r in trials["algorithm_revision"].fillna(1).unique())
+    if len(revisions) > 1:
+        raise StoreError(f"these trials come from algorithm revisions {', '.join(map(str, revisions))}, whose "
+                         f"results are not comparable; narrow them with --where 'algorithm_revision == "
+                         f"{revisions[-1]}', or re-run the older ones (dst-study run SPEC --rerun-outdated)")
 
 
 def default_metric(trials: pd.DataFrame) -> str:
@@ -119,6 +130,7 @@ def compare(trials: pd.DataFrame, metric: str = "final_test_accuracy", rows: str
     if rows == cols:
         raise StoreError(f"--rows and --cols are both {rows!r}; choose two different columns")
     data = trials if status is None else trials[trials["status"] == status]
+    check_one_revision(data)
     data = data.assign(kind=trial_kinds(data), **{metric: pd.to_numeric(data[metric], errors="coerce")})
     data = data[data[metric].notna()]
     split = [a for a in varying_axes(data) if a not in (rows, cols)]

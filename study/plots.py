@@ -28,7 +28,7 @@ import pandas as pd  # noqa: E402
 
 from dst_core.criteria import CRITERIA  # noqa: E402
 
-from .comparison import SPANS, groupable, trial_kinds, varying_axes  # noqa: E402
+from .comparison import SPANS, check_one_revision, groupable, trial_kinds, varying_axes  # noqa: E402
 from .queries import query  # noqa: E402
 from .store import ParquetStore, StoreError  # noqa: E402
 
@@ -86,6 +86,7 @@ def _trials(store: ParquetStore, where: str | None) -> pd.DataFrame:
     trials = query(store, where=clause)
     if trials.empty:
         raise StoreError(f"{store.root}: no completed trials to plot" + (f" where {where}" if where else ""))
+    check_one_revision(trials)
     trials = trials.assign(kind=trial_kinds(trials))
     for column in trials.columns:
         if trials[column].dtype == object:

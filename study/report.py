@@ -69,7 +69,8 @@ def _comparison(c: Comparison) -> str:
     return "\n".join(parts)
 
 
-def _figures(store: ParquetStore, trials: pd.DataFrame, metric: str, out_dir: Path, search: bool) -> list[Path]:
+def _figures(store: ParquetStore, trials: pd.DataFrame, metric: str, out_dir: Path, search: bool,
+             where: str) -> list[Path]:
     varying = varying_axes(trials)
     kinds = []
     if search:
@@ -79,13 +80,13 @@ def _figures(store: ParquetStore, trials: pd.DataFrame, metric: str, out_dir: Pa
             kinds.append("density")
         if "update_period" in varying:
             kinds.append("update-period")
-    figures = [plot(store, kind, out_dir / f"{kind}.png", metric) for kind in kinds]
+    figures = [plot(store, kind, out_dir / f"{kind}.png", metric, where) for kind in kinds]
     # learning curves at the lowest and highest density only: a panel per density would be a wall
     densities = sorted(trials.loc[trials["kind"] != "dense", "density"].unique())
-    where = f"density in [{densities[0]:g}, {densities[-1]:g}, 1.0]" if len(densities) > 2 else None
-    figures.append(plot(store, "curves", out_dir / "curves.png", metric, where))
+    few = f" and density in [{densities[0]:g}, {densities[-1]:g}, 1.0]" if len(densities) > 2 else ""
+    figures.append(plot(store, "curves", out_dir / "curves.png", metric, where + few))
     if not query(store, "jaccard", columns=["trial_id"]).empty:
-        figures.append(plot(store, "jaccard", out_dir / "jaccard.png", metric))
+        figures.append(plot(store, "jaccard", out_dir / "jaccard.png", metric, where))
     return figures
 
 
@@ -111,7 +112,8 @@ def write_report(store: ParquetStore, out_dir: str | Path) -> Path:
     if trials.empty:
         raise StoreError(f"{store.root}: no trials yet; nothing to report")
     trials = trials.assign(kind=trial_kinds(trials))
-    done = trials[trials["status"] == "completed"]
+    revision = trials["algorithm_revision"].fillna(1).astype(int)
+    done = trials[(trials["status"] == "completed") & (revision == revision.max())]
     spec = _spec_text(store)
     parsed = yaml.safe_load(spec) if spec else None
     space = list(parsed["search"].get("space", {})) if isinstance(parsed, dict) and parsed.get("search") else None
@@ -124,10 +126,12 @@ def write_report(store: ParquetStore, out_dir: str | Path) -> Path:
 
     counts = trials.pivot_table(index="kind", columns="status", values="trial_id", aggfunc="count", fill_value=0)
     sections += ["<h2>Trials</h2>", _frame_table(counts.reset_index())]
-    revisions = trials["algorithm_revision"].fillna(1).astype(int).value_counts().sort_index()
+    revisions = revision.value_counts().sort_index()
     if len(revisions) > 1 or revisions.index[0] != dst_core.ALGORITHM_REVISION:
         sections.append("<p class='note'>Trials per algorithm revision (results of different revisions are not "
-                        "comparable): " + ", ".join(f"revision {r}: {n}" for r, n in revisions.items()) + "</p>")
+                        "comparable, so the tables and figures below hold revision "
+                        f"{revisions.index[-1]} only): " + ", ".join(f"revision {r}: {n}" for r, n in revisions.items())
+                        + "</p>")
     failed = trials[trials["status"] == "failed"]
     if not failed.empty:
         last_lines = failed["error"].fillna("").map(lambda e: (e.strip().splitlines() or [""])[-1][:300])
@@ -145,7 +149,9 @@ def write_report(store: ParquetStore, out_dir: str | Path) -> Path:
             for m in dict.fromkeys([metric, "final_test_accuracy"]):
                 sections += [f"<h3>{html.escape(m)}</h3>", _comparison(compare(done, m, rows, cols))]
         sections.append("<h2>Figures</h2>")
-        sections += [_img(p) for p in _figures(store, done, metric, out_dir, search)]
+        newest = int(revision.max())
+        where = f"algorithm_revision == {newest}" + (" or algorithm_revision == None" if newest == 1 else "")
+        sections += [_img(p) for p in _figures(store, done, metric, out_dir, search, f"({where})")]
     if spec is not None:
         sections += ["<h2>Spec</h2>", f"<pre>{html.escape(spec)}</pre>"]
 

@@ -12,14 +12,14 @@ import os
 import signal
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import pyarrow.fs as pafs
 import yaml
 from rich.console import Console
 
-from dst_core import TrainConfig
+from dst_core import ALGORITHM_REVISION, TrainConfig
 from dst_core import checkpoint as ckpt
 
 from .lease import StudyLease
@@ -43,12 +43,17 @@ class Plan:
     done: dict[str, str]  # trial id -> status, for the spec's trials already in the store
     missing: list[TrainConfig]  # to run now
     resume_from: dict[str, str]  # trial id -> checkpoint left by an earlier wave
+    outdated: set[str] = field(default_factory=set)  # done by an older algorithm revision
 
 
-def plan(spec: StudySpec, retry_failed: bool = False) -> Plan:
+def plan(spec: StudySpec, retry_failed: bool = False, rerun_outdated: bool = False) -> Plan:
+    """What runs: the spec's trials without a row (and failed ones with ``retry_failed``, those of
+    an older algorithm revision with ``rerun_outdated``)."""
     store = ParquetStore(spec.study_dir)
-    recorded = store.read("trials", ["trial_id", "status"]) if store.exists() else None
+    recorded = store.read("trials", ["trial_id", "status", "algorithm_revision"]) if store.exists() else None
     status = {} if recorded is None else dict(zip(recorded["trial_id"], recorded["status"]))
+    old = set() if recorded is None else \
+        set(recorded.loc[recorded["algorithm_revision"].fillna(1) < ALGORITHM_REVISION, "trial_id"])
     if spec.search is not None:  # the trials are sampled as the search goes: count them
         if "://" in spec.study_dir:
             raise SpecError(f"study {spec.name!r}: search: keeps its Optuna study in SQLite, so storage must "
@@ -56,9 +61,11 @@ def plan(spec: StudySpec, retry_failed: bool = False) -> Plan:
         return Plan(spec, store, [], status, [], {})
     trials = spec.trials()
     finished = {"completed"} if retry_failed else {"completed", "failed"}
-    done = {trial_id(c): status[trial_id(c)] for c in trials if status.get(trial_id(c)) in finished}
+    done = {trial_id(c): status[trial_id(c)] for c in trials if status.get(trial_id(c)) in finished
+            and not (rerun_outdated and trial_id(c) in old)}
     missing = [c for c in trials if trial_id(c) not in done]
-    return Plan(spec, store, trials, done, missing, _checkpoints(store, {trial_id(c) for c in missing}))
+    outdated = {i for i in done if i in old}
+    return Plan(spec, store, trials, done, missing, _checkpoints(store, {trial_id(c) for c in missing}), outdated)
 
 
 def _checkpoints(store: ParquetStore, ids: set[str]) -> dict[str, str]:

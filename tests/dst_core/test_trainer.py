@@ -261,3 +261,17 @@ def test_settings_under_which_nothing_updates_are_warned_about(changes, message)
     from dst_core.errors import DstWarning
     with pytest.warns(DstWarning, match=message):
         Trainer(TrainConfig(density=0.1, **dict(FAST, **changes)))
+
+
+def test_a_checkpoint_of_another_algorithm_revision_is_not_resumed(tmp_path):
+    from dst_core.errors import DstWarning
+    cfg = TrainConfig(density=0.5, **dict(FAST, epochs=2))
+    for _ in train(cfg, checkpoint_dir=tmp_path):
+        break  # a checkpoint at epoch 1
+    state = checkpoint.load(tmp_path / checkpoint.FILENAME)
+    assert state["algorithm_revision"] == 2
+    del state["algorithm_revision"]  # as revision 1 wrote them
+    checkpoint.save(tmp_path / checkpoint.FILENAME, state)
+    with pytest.warns(DstWarning, match="written by algorithm revision 1, not 2: the run starts over"):
+        t = Trainer(cfg, checkpoint_dir=tmp_path)
+    assert t.resumed_from is None and t.epoch == 0

@@ -241,3 +241,19 @@ def test_status_and_query_of_a_study_with_only_its_saved_spec(fault_file, tmp_pa
     assert main(["status", spec.study_dir]) == 0
     assert "0 trials" in capsys.readouterr().out
     assert main(["query", spec.study_dir]) == 0
+
+
+def test_trials_of_an_older_algorithm_revision_count_as_done_until_asked(tmp_path):
+    from datetime import datetime, timezone
+    from study.trial import trial_row
+    spec = _spec(tmp_path, {"density": [0.1, 0.2]})
+    first, second = spec.trials()
+    store = ParquetStore(spec.study_dir)
+    now = datetime.now(timezone.utc)
+    old = trial_row(first, [], status="completed", started_at=now)
+    old["algorithm_revision"] = None  # written before revisions were recorded: revision 1
+    store.append([old, trial_row(second, [], status="completed", started_at=now)])
+    p = plan(spec)
+    assert p.missing == [] and len(p.done) == 2 and p.outdated == {old["trial_id"]}
+    again = plan(spec, rerun_outdated=True)
+    assert [c.density for c in again.missing] == [0.1] and again.outdated == set()

@@ -148,3 +148,18 @@ def test_compact_moves_unreadable_parts_aside_and_deletes_nothing_it_did_not_mer
     assert not bad.exists() and (tmp_path / "quarantine" / "trials" / bad.name).read_bytes() == content
     assert store.quarantined == [f"{tmp_path}/quarantine/trials/{bad.name}"]
     assert len(store.read("trials")) == 3 and store.problems == [] and len(store.files("trials")) == 1
+
+
+def test_results_of_two_algorithm_revisions_are_not_pooled(tmp_path, capsys):
+    from study.cli import main
+    from study.comparison import compare
+    store = ParquetStore(str(tmp_path))
+    for seed in (0, 1):
+        _trial(store, seed=seed)
+    trials = store.read("trials")
+    assert list(trials["algorithm_revision"]) == [2, 2]
+    old = trials.assign(algorithm_revision=pd.array([None, 2], dtype="Int64"))  # a row of revision 1
+    with pytest.raises(StoreError, match="algorithm revisions 1, 2, whose results are not comparable; narrow "
+                                         "them with --where 'algorithm_revision == 2'"):
+        compare(old)
+    assert len(compare(old[old["algorithm_revision"] == 2]).cells) == 1
