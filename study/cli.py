@@ -94,7 +94,10 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dst-study", description="Studies of Dynamic Sparse Training.")
+    parser = argparse.ArgumentParser(
+        prog="dst-study", description="Studies of Dynamic Sparse Training.",
+        epilog="exit codes: 0 ok; 1 failed trials, unreadable files, a result that could not be stored, a "
+               "diverged run; 2 bad input (one line: 'dst-study: error: ...'); 130 stopped (Ctrl-C, SIGTERM)")
     parser.add_argument("--version", action="version", version=f"dst-study {dst_core.__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     train = sub.add_parser("train", help="train one run and print a line per epoch")
@@ -419,6 +422,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UnreadableFileWarning)  # _report_problems says it once
             return commands[args.command](args)
+    except KeyboardInterrupt:  # Ctrl-C outside the places that handle it (start-up, reading, writing)
+        print("dst-study: interrupted", file=sys.stderr)
+        return _EXIT_INTERRUPTED
     except dst_core.Diverged as e:  # not bad input: the run itself failed
         print(f"dst-study: error: {e}", file=sys.stderr)
         return _EXIT_FAILED
