@@ -22,3 +22,22 @@ def test_added_fields_at_their_old_value_stay_out_of_the_identity():
 def test_run_only_fields_and_name_spellings_do_not_change_the_id():
     a = TrainConfig(density=0.1, criterion="SNIP", device="cpu", eval_batch_size=7, jaccard_every=3)
     assert trial_id(a) == trial_id(TrainConfig(density=0.1, criterion="snip"))
+
+
+def test_a_result_part_written_by_an_earlier_version_still_reads(tmp_path):
+    """tests/data/store_rev2 was written at algorithm revision 2 (dst-study 0.1.0): a later schema
+    must read it (missing columns as null), and its trial must keep its id."""
+    import shutil
+    from pathlib import Path
+    from study.comparison import compare
+    from study.store import ParquetStore
+    data = Path(__file__).resolve().parents[1] / "data" / "store_rev2"
+    shutil.copytree(data, tmp_path / "s")
+    store = ParquetStore(str(tmp_path / "s"))
+    trials, history = store.read("trials"), store.read("history")
+    assert store.problems == [] and len(trials) == 1 and len(history) == 2
+    row = trials.iloc[0]
+    config = TrainConfig(density=0.1, criterion="snip", growth="gradient", seed=3, epochs=2)
+    assert row["trial_id"] == trial_id(config) == "4d231b8dc59bddab"
+    assert row["test_accuracy_at_best_val"] == 0.36 and row["algorithm_revision"] == 2 and row["kind"] == "dst"
+    assert compare(trials).cells["n"].tolist() == [1]
