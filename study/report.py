@@ -76,14 +76,21 @@ def _figures(store: ParquetStore, trials: pd.DataFrame, metric: str, out_dir: Pa
     if search:
         kinds.append("search")
     else:
-        if "density" in varying:
-            kinds.append("density")
-        if "update_period" in varying:
+        if "update_period" in varying:  # its panels hold the densities: a density figure would be a wall
             kinds.append("update-period")
+        elif "density" in varying:
+            kinds.append("density")
     figures = [plot(store, kind, out_dir / f"{kind}.png", metric, where) for kind in kinds]
-    # learning curves at the lowest and highest density only: a panel per density would be a wall
+    # learning curves at the lowest and highest density and the middle value of every other axis
+    # only: a panel per combination would be a wall
     densities = sorted(trials.loc[trials["kind"] != "dense", "density"].unique())
     few = f" and density in [{densities[0]:g}, {densities[-1]:g}, 1.0]" if len(densities) > 2 else ""
+    for axis in varying:
+        if axis not in ("criterion", "growth", "density") and not search:
+            values = sorted(trials.loc[trials["kind"] == "dst", axis].dropna().unique())
+            value = values[len(values) // 2]
+            value = value.item() if hasattr(value, "item") else value  # a literal of the filter language
+            few += f" and ({axis} == {value!r} or {axis} == None)"
     figures.append(plot(store, "curves", out_dir / "curves.png", metric, where + few))
     if not query(store, "jaccard", columns=["trial_id"]).empty:
         figures.append(plot(store, "jaccard", out_dir / "jaccard.png", metric, where))

@@ -72,7 +72,7 @@ def test_status_and_compact(study, capsys):
 
 @pytest.mark.parametrize("args,message", [
     (["query", "nosuchstudy"], "unknown study 'nosuchstudy'"),
-    (["query", "{study}", "--where", "densty < 0.1"], "unknown column(s) 'densty'"),
+    (["query", "{study}", "--where", "densty < 0.1"], "unknown column 'densty'; did you mean 'density'"),
     (["query", "{study}", "--columns", "acc"], "unknown column(s) 'acc'"),
     (["compare", "{study}", "--metric", "acc"], "unknown column 'acc'"),
 ])

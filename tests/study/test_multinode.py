@@ -25,7 +25,9 @@ def test_lost_node_trial_resumes_elsewhere(tmp_path):
     try:
         assert len([n for n in ray.nodes() if n["Alive"]]) == 3
         spec = parse({"name": "m", "storage": str(tmp_path), "retries": 2,
-                      "base": {"epochs": 6, "lr": 0.1, "batch_size": 16, "update_period": 50, "device": "cpu"},
+                      # long enough that the second worker's start-up lag cannot let one trial finish
+                      # before the other reaches epoch 2
+                      "base": {"epochs": 12, "lr": 0.1, "batch_size": 16, "update_period": 50, "device": "cpu"},
                       "grid": {"seed": [0, 1]}})
         study = tmp_path / "m"
         removed = threading.Event()
@@ -49,7 +51,7 @@ def test_lost_node_trial_resumes_elsewhere(tmp_path):
         assert removed.is_set(), "no moment with both trials running was seen"
         trials = ParquetStore(str(study)).read("trials")
         assert len(trials) == 2 and set(trials["status"]) == {"completed"}
-        assert (trials["epochs_done"] == 6).all()
+        assert (trials["epochs_done"] == 12).all()
         assert (trials["resumed_from"] > 0).sum() == 1  # the trial of the lost node continued, not restarted
     finally:
         ray.shutdown()
