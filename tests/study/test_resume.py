@@ -107,7 +107,7 @@ def test_one_driver_per_study(tmp_path):
             time.sleep(0.1)
         second = subprocess.run(_cli("run", str(path)), capture_output=True, text=True, env=ENV, timeout=120)
         assert second.returncode == 2, second.stdout + second.stderr
-        assert f"another driver runs this study (host " in second.stderr and f"pid {first.pid}, since " in second.stderr
+        assert "another driver runs this study (host " in second.stderr and f"pid {first.pid}, since " in second.stderr
         assert second.stderr.count("\n") == 1 and not (tmp_path / "k" / "trials").exists()
     finally:
         os.killpg(first.pid, signal.SIGKILL)
@@ -116,4 +116,4 @@ def test_one_driver_per_study(tmp_path):
     said = []
     with StudyLease(ParquetStore(str(tmp_path / "k")), log=said.append):  # the holder is gone: taken over
         pass
-    assert f"from a driver that is gone (host " in said[0] and f"its process {first.pid} on this host is gone" in said[0]
+    assert "from a driver that is gone (host " in said[0] and f"its process {first.pid} on this host is gone" in said[0]

@@ -150,8 +150,7 @@ def test_compact_moves_unreadable_parts_aside_and_deletes_nothing_it_did_not_mer
     assert len(store.read("trials")) == 3 and store.problems == [] and len(store.files("trials")) == 1
 
 
-def test_results_of_two_algorithm_revisions_are_not_pooled(tmp_path, capsys):
-    from study.cli import main
+def test_results_of_two_algorithm_revisions_are_not_pooled(tmp_path):
     from study.comparison import compare
     store = ParquetStore(str(tmp_path))
     for seed in (0, 1):
