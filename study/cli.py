@@ -39,6 +39,7 @@ from rich.console import Console
 
 import dst_core
 from dst_core import TrainConfig
+from dst_core import checkpoint as ckpt
 from dst_core.errors import DstError
 
 from .plots import KINDS, plot
@@ -351,6 +352,15 @@ def _report(args: argparse.Namespace) -> int:
     return _report_problems(store)
 
 
+def _checkpoint_at(path: str) -> str:
+    """Where a trial's checkpoint would resume it: "checkpoint at epoch 3" (or why it would not)."""
+    try:
+        position = ckpt.load(path)["position"]
+    except (DstError, KeyError, OSError) as e:
+        return f"an unusable checkpoint ({str(e)[:80]})"
+    return f"checkpoint at epoch {position['epoch']}" + (f", batch {position['batch']}" if position["batch"] else "")
+
+
 _SHOW_MISSING = 10  # missing trials `status` names; `resume --dry-run` lists all
 
 
@@ -372,7 +382,7 @@ def _status(args: argparse.Namespace) -> int:
                                                             if p.resume_from else "")
               + ("; run `dst-study resume STUDY` to finish" if missing else ""))
         for c in p.missing[:_SHOW_MISSING]:
-            where = ", has a checkpoint" if trial_id(c) in p.resume_from else ""
+            where = f", {_checkpoint_at(p.resume_from[trial_id(c)])}" if trial_id(c) in p.resume_from else ""
             print(f"  missing {trial_id(c)} ({trial_label(c, p.spec.axes)}{where})")
         if len(p.missing) > _SHOW_MISSING:
             print(f"  ... and {len(p.missing) - _SHOW_MISSING} more (`dst-study resume STUDY --dry-run` lists all)")
