@@ -111,9 +111,7 @@ class TrainConfig:
             canon(MODELS, "model")
         else:
             object.__setattr__(self, "model", DATASETS.get(self.dataset).default_model)
-        if isinstance(self.density, str) and _NUMBER.fullmatch(self.density.strip()):
-            object.__setattr__(self, "density", float(self.density))  # YAML's 5e-2, as for _check
-        object.__setattr__(self, "density", check_density(self.density, "density"))
+        object.__setattr__(self, "density", check_density(_number_text(self.density), "density"))
         object.__setattr__(self, "criterion_params",
                            check_params(self.criterion, dict(self.criterion_params), "criterion_params"))
         if not isinstance(self.lr_milestones, (list, tuple)):
@@ -203,11 +201,16 @@ def _name(registry: Registry, key: str, value: Any) -> str:
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 
+def _number_text(value: Any) -> Any:
+    """YAML 1.1 reads 5e-2 (no dot) as a string: the number the user meant; anything else as it is."""
+    return float(value) if isinstance(value, str) and _NUMBER.fullmatch(value.strip()) else value
+
+
 def _check(cfg: TrainConfig, key: str, kind: type, low: float | None, high: float | None,
            open_low: bool = False) -> None:
     value = getattr(cfg, key)
-    if kind is float and isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
-        value = float(value)  # YAML 1.1 reads 5e-2 (no dot) as a string: the number the user meant
+    if kind is float:
+        value = _number_text(value)
         object.__setattr__(cfg, key, value)
     ok_type = (isinstance(value, int) if kind is int else isinstance(value, (int, float))) \
         and not isinstance(value, bool) and math.isfinite(value)

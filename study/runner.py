@@ -60,12 +60,12 @@ def plan(spec: StudySpec, retry_failed: bool = False, rerun_outdated: bool = Fal
                             f"be a directory, not {spec.storage!r}")
         return Plan(spec, store, [], status, [], {})
     trials = spec.trials()
+    ids = [trial_id(c) for c in trials]  # each a hash of the config: computed once
     finished = {"completed"} if retry_failed else {"completed", "failed"}
-    done = {trial_id(c): status[trial_id(c)] for c in trials if status.get(trial_id(c)) in finished
-            and not (rerun_outdated and trial_id(c) in old)}
-    missing = [c for c in trials if trial_id(c) not in done]
-    outdated = {i for i in done if i in old}
-    return Plan(spec, store, trials, done, missing, _checkpoints(store, {trial_id(c) for c in missing}), outdated)
+    done = {i: status[i] for i in ids if status.get(i) in finished and not (rerun_outdated and i in old)}
+    missing = [c for c, i in zip(trials, ids) if i not in done]
+    return Plan(spec, store, trials, done, missing, _checkpoints(store, {i for i in ids if i not in done}),
+                set(done) & old)
 
 
 def _checkpoints(store: ParquetStore, ids: set[str]) -> dict[str, str]:
