@@ -17,23 +17,37 @@ update_order   where the update sits in an iteration: before_step, after_step, p
 val_fraction   share of the training set held out for validation (the last examples)
 ITOP rate      fraction of all sparsified weights that were ever active
 
-Nothing here imports Ray, pandas or the ``study`` package: a run is ``train(config)``.
+Nothing here imports Ray, pandas or the ``study`` package: a run is ``train(config)``. Importing
+the package (its config, errors and summary) loads no torch; the rest loads on first use.
 """
 
-from .analytics import jaccard, removal_overlap
-from .config import TrainConfig
-from .criteria import CRITERIA, select_prune
-from .data import DATASETS, DataBundle, load_dataset
-from .density import DENSITY, layer_counts, layer_densities
-from .errors import CheckpointMismatchError, ConfigError, DatasetNotFoundError, DstError, UnknownNameError
-from .growth import GROWTH, select_grow
-from .masks import MaskSet, n_active, select_top, sparsifiable
-from .models import MODELS, build_model
-from .schedules import SCHEDULES, UpdateSchedule, drop_schedule
-from .topology import TopologyUpdater, drop_and_grow
-from .config import ALGORITHM_REVISION
+import importlib
+from typing import Any
+
+from .config import ALGORITHM_REVISION, TrainConfig
+from .errors import (CheckpointMismatchError, ConfigError, DatasetNotFoundError, Diverged, DstError, Interrupted,
+                     UnknownNameError)
 from .summary import summarise
-from .trainer import Diverged, Interrupted, Trainer, train
+
+# The rest loads torch (~1.5 s): it is imported on first use, so reading results never pays for it
+_LAZY = {
+    "jaccard": "analytics", "removal_overlap": "analytics", "CRITERIA": "criteria", "select_prune": "criteria",
+    "DATASETS": "data", "DataBundle": "data", "load_dataset": "data", "DENSITY": "density",
+    "layer_counts": "density", "layer_densities": "density", "GROWTH": "growth", "select_grow": "growth",
+    "MaskSet": "masks", "n_active": "masks", "select_top": "masks", "sparsifiable": "masks", "MODELS": "models",
+    "build_model": "models", "SCHEDULES": "schedules", "UpdateSchedule": "schedules",
+    "drop_schedule": "schedules", "TopologyUpdater": "topology", "drop_and_grow": "topology",
+    "Trainer": "trainer", "train": "trainer",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'dst_core' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
 
 __version__ = "0.1.0"
 

@@ -17,11 +17,12 @@ import os
 import pickle
 import tempfile
 from pathlib import Path
-from typing import Any, Mapping
-
-import torch
+from typing import TYPE_CHECKING, Any, Mapping
 
 from .errors import CheckpointMismatchError
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["FILENAME", "FORMAT", "check_identity", "load", "save"]
 
@@ -30,6 +31,8 @@ FORMAT = 2  # bump when the layout changes; load() refuses newer formats. 2: wei
 
 
 def save(path: str | os.PathLike, state: Mapping[str, Any]) -> None:
+    import torch  # here, not above: a study's driver names checkpoint files without loading torch
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
@@ -45,6 +48,8 @@ def save(path: str | os.PathLike, state: Mapping[str, Any]) -> None:
 
 
 def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    import torch
+
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:

@@ -14,18 +14,16 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from .criteria import CRITERIA, check_params
-from .data import DATASETS
-from .density import DENSITY, check_density
 from .errors import ConfigError
-from .growth import GROWTH
-from .models import MODELS
 from .registry import Registry, did_you_mean
-from .schedules import SCHEDULES
-from .topology import GROWN_MOMENTUM, SCOPES, UPDATE_ORDERS
 
-__all__ = ["ADDED_FIELDS", "ALGORITHM_REVISION", "KINDS", "RUN_ONLY_FIELDS", "TrainConfig",
-           "UNUSED_BY_KIND"]
+__all__ = ["ADDED_FIELDS", "ALGORITHM_REVISION", "GROWN_MOMENTUM", "KINDS", "RUN_ONLY_FIELDS", "SCOPES",
+           "TrainConfig", "UNUSED_BY_KIND", "UPDATE_ORDERS"]
+
+# The choices of the fields that no registry holds (see dst_core.topology for their meaning)
+SCOPES = ("global", "local")
+UPDATE_ORDERS = ("paper", "before_step", "after_step")
+GROWN_MOMENTUM = ("keep", "zero")
 
 # What a given config computes. Bump it when a fix changes the results of an existing config, so
 # results of different revisions are never pooled unawares (every result row and checkpoint records
@@ -103,6 +101,14 @@ class TrainConfig:
                                 "remove from the current state (0 = never)", 0)
 
     def __post_init__(self):
+        # The registries load torch: imported here, so reading the fields and ids of configs does not
+        from .criteria import CRITERIA, check_params
+        from .data import DATASETS
+        from .density import DENSITY, check_density
+        from .growth import GROWTH
+        from .models import MODELS
+        from .schedules import SCHEDULES
+
         canon = lambda reg, key: object.__setattr__(self, key, _name(reg, key, getattr(self, key)))  # noqa: E731
         for reg, key in ((DATASETS, "dataset"), (DENSITY, "init"), (CRITERIA, "criterion"),
                          (GROWTH, "growth"), (SCHEDULES, "schedule")):

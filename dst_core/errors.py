@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 __all__ = ["DstError", "DstWarning", "ConfigError", "UnknownNameError", "DatasetNotFoundError",
-           "CheckpointMismatchError"]
+           "CheckpointMismatchError", "Diverged", "Interrupted"]
 
 
 class DstError(Exception):
@@ -31,3 +31,11 @@ class DatasetNotFoundError(DstError, FileNotFoundError):
 
 class CheckpointMismatchError(DstError):
     """A checkpoint was written by a different config than the one resuming from it."""
+
+
+class Interrupted(DstError):
+    """Training stopped because ``should_stop()`` returned True; a checkpoint was written."""
+
+
+class Diverged(DstError):
+    """The training loss became NaN or infinite: the run failed (its last good checkpoint stays)."""

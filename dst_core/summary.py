@@ -16,7 +16,11 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-__all__ = ["summarise"]
+__all__ = ["METRICS", "summarise"]
+
+# The metrics of each epoch that :class:`dst_core.Trainer` yields, in its order (``jaccard`` aside)
+METRICS = ("epoch", "step", "lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss",
+           "test_accuracy", "density", "drop_fraction", "itop_rate", "n_updates", "update_seconds", "epoch_seconds")
 
 
 def summarise(history: Sequence[dict[str, Any]]) -> dict[str, Any]:

@@ -34,6 +34,7 @@ from typing import Any, Mapping
 import torch
 from torch import Tensor
 
+from .config import GROWN_MOMENTUM, SCOPES, UPDATE_ORDERS
 from .criteria import CRITERIA, check_params, prune_active
 from .errors import ConfigError
 from .growth import GROWTH, grow_indices
@@ -42,10 +43,6 @@ from .schedules import DropSchedule, UpdateSchedule
 
 __all__ = ["GROWN_MOMENTUM", "SCOPES", "TopologyUpdater", "UPDATE_ORDERS", "UpdateStats", "derive_generator",
            "drop_and_grow", "n_drop", "plan_update", "resolve_order", "select_removals"]
-
-SCOPES = ("global", "local")
-UPDATE_ORDERS = ("paper", "before_step", "after_step")
-GROWN_MOMENTUM = ("keep", "zero")
 
 
 def resolve_order(order: str, criterion: str) -> str:

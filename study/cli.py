@@ -30,7 +30,6 @@ import math
 import signal
 import sys
 import tempfile
-import time
 import warnings
 from pathlib import Path
 from typing import Any, Sequence
@@ -41,23 +40,18 @@ import dst_core
 from dst_core import TrainConfig
 from dst_core import checkpoint as ckpt
 from dst_core.errors import DstError
+from dst_core.summary import summarise
 
 from .plots import KINDS, plot
 from .comparison import compare, default_axes, default_metric, ranking
 from .queries import open_study, query
-from .runner import SPEC_FILE, load_study_spec, plan
-from .runner import run as run_study
-from .spec import load as load_spec
 from .trial_id import trial_id
 from .render import FORMATS, print_comparison, print_frame
 from .store import STATUSES, TABLES, ParquetStore, StoreError, UnreadableFileWarning
-from .trial import count_by_kind, history_rows, jaccard_rows, trial_label, trial_row, utc_now
+from .trial import TrialRun, count_by_kind, read_position, result_rows, trial_label, utc_now
 
 __all__ = ["main"]
 
-# registry behind each name-valued config field, for the choices listed in --help
-_REGISTRIES = {"dataset": dst_core.DATASETS, "model": dst_core.MODELS, "init": dst_core.DENSITY,
-               "criterion": dst_core.CRITERIA, "growth": dst_core.GROWTH, "schedule": dst_core.SCHEDULES}
 _EXIT_FAILED, _EXIT_ERROR, _EXIT_INTERRUPTED = 1, 2, 130
 
 
@@ -72,11 +66,14 @@ def _key_value(text: str) -> tuple[str, Any]:
 
 
 def _add_config_options(parser: argparse.ArgumentParser) -> None:
+    # the registry behind each name-valued field, for the choices listed in --help (they load torch)
+    registries = {"dataset": dst_core.DATASETS, "model": dst_core.MODELS, "init": dst_core.DENSITY,
+                  "criterion": dst_core.CRITERIA, "growth": dst_core.GROWTH, "schedule": dst_core.SCHEDULES}
     for f in dataclasses.fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
         help_ = f.metadata.get("help", "")
-        if f.name in _REGISTRIES:
-            help_ += f" ({', '.join(_REGISTRIES[f.name].names())})"
+        if f.name in registries:
+            help_ += f" ({', '.join(registries[f.name].names())})"
         default = f.default if f.default is not dataclasses.MISSING else None
         if default not in (None, "", dataclasses.MISSING) and f.name != "criterion_params":
             help_ += f" [default: {default}]"
@@ -94,7 +91,9 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(flag, **kw)
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; ``train``'s options, generated from the config and its registries (which load
+    torch), are added only when ``command`` is ``train``: the other commands start fast."""
     parser = argparse.ArgumentParser(
         prog="dst-study", description="Studies of Dynamic Sparse Training.",
         epilog="exit codes: 0 ok; 1 failed trials, unreadable files, a result that could not be stored, a "
@@ -102,7 +101,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"dst-study {dst_core.__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     train = sub.add_parser("train", help="train one run and print a line per epoch")
-    _add_config_options(train)
+    if command == "train":
+        _add_config_options(train)
     train.add_argument("--checkpoint-dir", help="checkpoint every epoch here; run again to resume")
     train.add_argument("--results", metavar="DIR", help="also write the trial into this study's result store")
     train.add_argument("--json", action="store_true",
@@ -175,7 +175,7 @@ def _format_epoch(m: dict[str, Any], epochs: int) -> str:
 def _final(history: list[dict[str, Any]], config: TrainConfig) -> dict[str, Any]:
     final = {k: v for k, v in history[-1].items() if k != "jaccard"}
     final["epochs"] = final.pop("epoch")
-    final.update(dst_core.summarise(history))
+    final.update(summarise(history))
     final["config"] = config.to_dict()
     return final
 
@@ -202,7 +202,9 @@ def _train(args: argparse.Namespace) -> int:
         _writable_dir(args.checkpoint_dir, "--checkpoint-dir")
     if args.results:
         ParquetStore(args.results).check_writable()
-    trainer = dst_core.Trainer(config, checkpoint_dir=args.checkpoint_dir)
+    started = utc_now()
+    run = TrialRun(config, args.checkpoint_dir)
+    trainer = run.trainer
     log = sys.stderr if args.json else sys.stdout
     print(f"training {config.model} on {config.dataset} ({trainer.device}): density {config.density}, "
           f"{config.init}, {config.criterion}/{config.growth}, {config.schedule} drop {config.drop_fraction}, "
@@ -217,10 +219,10 @@ def _train(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
     previous = signal.signal(signal.SIGINT, on_sigint)
-    started, clock = utc_now(), time.perf_counter()
+    report: dict[str, Any] = {}
     try:
-        for metrics in trainer.epochs(should_stop=lambda: stop["requested"]):
-            print(_format_epoch(metrics, config.epochs), file=log, flush=True)
+        for report, _ in run.reports(should_stop=lambda: stop["requested"]):
+            print(_format_epoch(report, config.epochs), file=log, flush=True)
     except dst_core.Interrupted as e:
         saved = f"checkpoint saved in {args.checkpoint_dir}; run the same command to resume" \
             if args.checkpoint_dir else "nothing saved (no --checkpoint-dir)"
@@ -230,12 +232,10 @@ def _train(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGINT, previous)
     code = 0
     if args.results:
-        store = ParquetStore(args.results)
-        row = trial_row(config, trainer.history, status="completed", started_at=started, ended_at=utc_now(),
-                        device_used=str(trainer.device), wall_seconds=time.perf_counter() - clock)
+        rows = result_rows(config, report, status="completed", started_at=started, ended_at=utc_now())
         try:
-            store.append([row], history_rows(config, trainer.history), jaccard_rows(config, trainer.history))
-            print(f"trial {row['trial_id']} written to {args.results}", file=log)
+            ParquetStore(args.results).append(*rows)
+            print(f"trial {rows[0][0]['trial_id']} written to {args.results}", file=log)
         except (OSError, StoreError) as e:  # the result is still printed below
             print(f"dst-study: error: the result could not be written to {args.results}: {e}", file=sys.stderr)
             code = _EXIT_FAILED
@@ -261,7 +261,12 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+# The commands that read results start in well under a second: they import neither torch nor Ray, and
+# the modules only running a study needs (the spec's validation, the runner) load in those commands.
+
+
 def _validate(args: argparse.Namespace) -> int:
+    from .spec import load as load_spec
     spec = load_spec(args.spec)
     if spec.search is None:
         trials = spec.trials()
@@ -273,6 +278,9 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from .runner import load_study_spec, plan
+    from .runner import run as run_study
+    from .spec import load as load_spec
     if args.command == "run":
         spec = load_spec(args.spec)
     else:  # the folder is the study, wherever it was moved: its saved storage only says where it began
@@ -352,19 +360,23 @@ def _report(args: argparse.Namespace) -> int:
     return _report_problems(store)
 
 
-def _checkpoint_at(path: str) -> str:
-    """Where a trial's checkpoint would resume it: "checkpoint at epoch 3" (or why it would not)."""
-    try:
-        position = ckpt.load(path)["position"]
-    except (DstError, KeyError, OSError) as e:
-        return f"an unusable checkpoint ({str(e)[:80]})"
-    return f"checkpoint at epoch {position['epoch']}" + (f", batch {position['batch']}" if position["batch"] else "")
+def _checkpoint_at(store: ParquetStore, path: str) -> str:
+    """Where a trial's checkpoint would resume it: "checkpoint at epoch 3" (or why it would not). Read
+    from the position written beside it; a checkpoint of an older dst-study is loaded (torch)."""
+    position = read_position(path, store.fs.open_input_stream)
+    if position is None:
+        try:
+            position = ckpt.load(path)["position"]
+        except (DstError, KeyError, OSError) as e:
+            return f"an unusable checkpoint ({str(e)[:80]})"
+    return f"checkpoint at epoch {position['epoch']}" + (f", batch {position['batch']}" if position.get("batch") else "")
 
 
 _SHOW_MISSING = 10  # missing trials `status` names; `resume --dry-run` lists all
 
 
 def _status(args: argparse.Namespace) -> int:
+    from .runner import checkpoints, listing
     store = open_study(args.study)
     trials = query(store, columns=["trial_id", "status", "criterion", "density", "seed", "ended_at", "error",
                                    "algorithm_revision"])
@@ -374,18 +386,20 @@ def _status(args: argparse.Namespace) -> int:
     if len(revisions) > 1 or (len(revisions) and revisions.index[0] != dst_core.ALGORITHM_REVISION):
         print("  per algorithm revision (this dst-study's: "
               f"{dst_core.ALGORITHM_REVISION}): " + ", ".join(f"{r}: {n}" for r, n in revisions.items()))
-    if store.fs.get_file_info(f"{store.path}/{SPEC_FILE}").is_file:  # started by `dst-study run`
-        p = plan(load_study_spec(store.root))
-        total = p.spec.search.n_trials if p.spec.search else len(p.trials)
-        missing = max(total - len(p.done), 0)
-        print(f"  spec: {total} trials, {missing} missing" + (f" ({len(p.resume_from)} with checkpoints)"
-                                                            if p.resume_from else "")
-              + ("; run `dst-study resume STUDY` to finish" if missing else ""))
-        for c in p.missing[:_SHOW_MISSING]:
-            where = f", {_checkpoint_at(p.resume_from[trial_id(c)])}" if trial_id(c) in p.resume_from else ""
-            print(f"  missing {trial_id(c)} ({trial_label(c, p.spec.axes)}{where})")
-        if len(p.missing) > _SHOW_MISSING:
-            print(f"  ... and {len(p.missing) - _SHOW_MISSING} more (`dst-study resume STUDY --dry-run` lists all)")
+    spec = listing(store)
+    if spec is not None:  # started by `dst-study run`
+        finished = set(trials.loc[trials["status"].isin(["completed", "failed"]), "trial_id"])
+        missing = [(i, label) for i, label in spec.trials if i not in finished]
+        n_missing = max(spec.total - len(finished), 0) if spec.search else len(missing)
+        found = checkpoints(store, {i for i, _ in missing})
+        print(f"  spec: {spec.total} trials, {n_missing} missing" + (f" ({len(found)} with checkpoints)"
+                                                                  if found else "")
+              + ("; run `dst-study resume STUDY` to finish" if n_missing else ""))
+        for i, label in missing[:_SHOW_MISSING]:
+            where = f", {_checkpoint_at(store, found[i])}" if i in found else ""
+            print(f"  missing {i} ({label}{where})")
+        if len(missing) > _SHOW_MISSING:
+            print(f"  ... and {len(missing) - _SHOW_MISSING} more (`dst-study resume STUDY --dry-run` lists all)")
     failed = trials[trials["status"] == "failed"].sort_values("ended_at").tail(5)
     for row in failed.itertuples():
         first_line = str(row.error).strip().splitlines()[-1] if isinstance(row.error, str) else ""
@@ -424,7 +438,9 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    args = _parser(command).parse_args(argv)
     commands = {"train": _train, "validate": _validate, "run": _run, "resume": _run, "query": _query,
                 "compare": _compare, "plot": _plot, "report": _report, "status": _status, "compact": _compact,
                 "list": _list}

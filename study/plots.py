@@ -20,23 +20,22 @@ import math
 from pathlib import Path
 from typing import Callable
 
-import matplotlib
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from dst_core.criteria import CRITERIA  # noqa: E402
-
-from .comparison import SPANS, check_one_revision, groupable, trial_kinds, varying_axes  # noqa: E402
-from .queries import query  # noqa: E402
-from .store import ParquetStore, StoreError  # noqa: E402
+from .comparison import SPANS, check_one_revision, groupable, trial_kinds, varying_axes
+from .queries import query
+from .store import ParquetStore, StoreError
 
 __all__ = ["COLOURS", "KINDS", "plot"]
 
-_PALETTE = [c for i, c in enumerate(plt.get_cmap("tab10").colors) if i != 7]  # grey is the dense baseline's
-COLOURS = {name: _PALETTE[i % len(_PALETTE)] for i, name in enumerate(CRITERIA.names())} | {"static": "black",
-                                                                                               "dense": "grey"}
+# matplotlib's tab10 without its grey, which is the dense baseline's
+_PALETTE = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive",
+            "tab:cyan"]
+# One colour per criterion in every figure, listed here rather than read from dst_core's registry so
+# that drawing a figure never loads torch (a test checks that every registered criterion has one)
+_CRITERIA = ("magnitude", "mest", "random", "reciprocal_sensitivity", "sensitivity", "set", "set_paper_code", "snip")
+COLOURS = {name: _PALETTE[i % len(_PALETTE)] for i, name in enumerate(_CRITERIA)} | {"static": "black",
+                                                                                      "dense": "grey"}
 
 
 def _label(value) -> str:
@@ -70,7 +69,19 @@ def _log_ticks(ax, values: pd.Series) -> None:
     ax.minorticks_off()
 
 
+def _pyplot():
+    """matplotlib's pyplot on the Agg backend (no display), loaded when a figure is drawn: the CLI that
+    imports this module for its figure names need not pay for it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def _panels(n: int, title: str, size: tuple[float, float] = (5.5, 4), sharey: bool = False, max_cols: int = 3):
+    plt = _pyplot()
     cols = min(n, max_cols)
     rows = math.ceil(n / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(size[0] * cols, size[1] * rows), squeeze=False, sharey=sharey,
@@ -225,5 +236,5 @@ def plot(store: ParquetStore, kind: str, out: str | Path, metric: str = "final_t
     fig = KINDS[kind](store, metric, where)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)  # the panels' layout is matplotlib's constrained layout
-    plt.close(fig)
+    _pyplot().close(fig)
     return out

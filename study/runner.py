@@ -8,6 +8,8 @@ trials. Running a spec again, resuming after a crash and extending a grid are th
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import signal
 import threading
@@ -26,13 +28,16 @@ from .lease import StudyLease
 from .progress import Progress
 from .spec import SpecError, StudySpec, parse
 from .store import ParquetStore
+from .trial import trial_label
 from .trial_id import trial_id
 
-__all__ = ["COMPACT_ABOVE", "Plan", "SPEC_FILE", "WAVE_SIZE", "load_study_spec", "plan", "run"]
+__all__ = ["COMPACT_ABOVE", "LISTING_FILE", "Listing", "Plan", "SPEC_FILE", "WAVE_SIZE", "checkpoints", "listing", "load_study_spec",
+           "plan", "run"]
 
 WAVE_SIZE = 2000  # trials per Tune experiment (Tune's driver state grows with trial count)
 COMPACT_ABOVE = 200  # part files; reads slow down with their number (docs/benchmarks.md)
 SPEC_FILE = "spec.yaml"  # the spec a study was last run with, kept in the study folder for resume
+LISTING_FILE = "trials.json"  # that spec's trials (id and label), so `status` need not expand the spec
 
 
 @dataclass
@@ -64,11 +69,11 @@ def plan(spec: StudySpec, retry_failed: bool = False, rerun_outdated: bool = Fal
     finished = {"completed"} if retry_failed else {"completed", "failed"}
     done = {i: status[i] for i in ids if status.get(i) in finished and not (rerun_outdated and i in old)}
     missing = [c for c, i in zip(trials, ids) if i not in done]
-    return Plan(spec, store, trials, done, missing, _checkpoints(store, {i for i in ids if i not in done}),
+    return Plan(spec, store, trials, done, missing, checkpoints(store, {i for i in ids if i not in done}),
                 set(done) & old)
 
 
-def _checkpoints(store: ParquetStore, ids: set[str]) -> dict[str, str]:
+def checkpoints(store: ParquetStore, ids: set[str]) -> dict[str, str]:
     """Newest checkpoint per trial id under ``<study>/tune/<wave>/<trial id>/checkpoint_*/``."""
     if not ids:
         return {}
@@ -82,14 +87,68 @@ def _checkpoints(store: ParquetStore, ids: set[str]) -> dict[str, str]:
     return found
 
 
-def save_spec(spec: StudySpec) -> None:
-    """Keep the spec in the study folder, written atomically (a temporary file, then a rename)."""
+def save_spec(spec: StudySpec, trials: list[TrainConfig] | None = None) -> None:
+    """Keep the spec in the study folder with the listing of its trials (``trials``, default: the
+    spec's own), each written atomically (a temporary file, then a rename); the listing first, and
+    tied to the spec's text, so a reader never pairs one spec with another's listing."""
     store = ParquetStore(spec.study_dir)
     store.fs.create_dir(store.path, recursive=True)
-    tmp = f"{store.path}/.{SPEC_FILE}.tmp-{os.getpid()}"
+    text = yaml.safe_dump(spec.model_dump(mode="json", exclude_none=True), sort_keys=False)
+    if spec.search is None:
+        trials = spec.trials() if trials is None else trials
+        entries = [[trial_id(c), trial_label(c, spec.axes)] for c in trials]
+        data = {"spec_sha256": _sha256(text), "total": len(entries), "trials": entries}
+    else:
+        data = {"spec_sha256": _sha256(text), "total": spec.search.n_trials, "search": True}
+    _write_atomically(store, LISTING_FILE, json.dumps(data))
+    _write_atomically(store, SPEC_FILE, text)
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _write_atomically(store: ParquetStore, name: str, text: str) -> None:
+    tmp = f"{store.path}/.{name}.tmp-{os.getpid()}"
     with store.fs.open_output_stream(tmp) as out:
-        out.write(yaml.safe_dump(spec.model_dump(mode="json", exclude_none=True), sort_keys=False).encode())
-    store.fs.move(tmp, f"{store.path}/{SPEC_FILE}")
+        out.write(text.encode())
+    store.fs.move(tmp, f"{store.path}/{name}")
+
+
+def _read_text(store: ParquetStore, name: str) -> str | None:
+    try:
+        with store.fs.open_input_stream(f"{store.path}/{name}") as f:
+            return f.read().decode()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+@dataclass
+class Listing:
+    """The trials of a study's saved spec, as ``status`` shows them."""
+    total: int  # the spec's trials (a search: its n_trials)
+    trials: list[tuple[str, str]]  # (trial id, label) of a grid's trials, in the spec's order
+    search: bool = False
+
+
+def listing(store: ParquetStore) -> Listing | None:
+    """The saved spec's trials, None for a study that has no saved spec. Read from the listing the
+    driver wrote beside the spec when it is there and matches it (no torch, no spec expansion);
+    otherwise computed from the spec (a study saved by an older dst-study)."""
+    text = _read_text(store, SPEC_FILE)
+    if text is None:
+        return None
+    try:
+        data = json.loads(_read_text(store, LISTING_FILE) or "null")
+    except ValueError:
+        data = None
+    if isinstance(data, dict) and data.get("spec_sha256") == _sha256(text):
+        return Listing(data["total"], [tuple(t) for t in data.get("trials", [])], bool(data.get("search")))
+    spec = load_study_spec(store.root)
+    if spec.search is not None:
+        return Listing(spec.search.n_trials, [], True)
+    trials = spec.trials()
+    return Listing(len(trials), [(trial_id(c), trial_label(c, spec.axes)) for c in trials])
 
 
 def load_study_spec(study_dir: str) -> StudySpec:
@@ -130,7 +189,7 @@ def run(p: Plan, *, address: str | None = None, max_concurrent: int | None = Non
 
 def _run(p: Plan, *, address: str | None, max_concurrent: int | None, num_cpus: float | None,
          num_gpus: float | None, verbose: bool, log: Callable[[str], None], console: Console | None) -> None:
-    save_spec(p.spec)
+    save_spec(p.spec, p.trials)
     to_search = p.spec.search.n_trials - len(p.done) if p.spec.search is not None else 0
     if not p.missing and to_search <= 0:
         return
@@ -157,14 +216,15 @@ def _run(p: Plan, *, address: str | None, max_concurrent: int | None, num_cpus: 
                 p.spec.search, p.spec.base, p.store, n_trials=to_search, tune_dir=tune_dir,
                 wave=f"search-{time.time_ns()}", optuna_db=f"{p.store.path}/optuna.db", study_name=p.spec.name, done=len(p.done),
                 cpu=p.spec.resources.cpu, gpu=p.spec.resources.gpu, retries=p.spec.retries,
-                max_concurrent=max_concurrent or p.spec.max_concurrent, progress=progress, axes=p.spec.axes)
+                checkpoint_seconds=p.spec.checkpoint_seconds, max_concurrent=max_concurrent or p.spec.max_concurrent,
+                progress=progress, axes=p.spec.axes)
         for start in range(0, len(p.missing), WAVE_SIZE):
             wave = p.missing[start:start + WAVE_SIZE]
             ray_tune.run_wave(
                 wave, p.store, tune_dir=tune_dir, wave=f"wave-{time.time_ns()}",
                 resume_from=p.resume_from, cpu=p.spec.resources.cpu, gpu=p.spec.resources.gpu,
-                retries=p.spec.retries, max_concurrent=max_concurrent or p.spec.max_concurrent, progress=progress,
-                axes=p.spec.axes)
+                retries=p.spec.retries, checkpoint_seconds=p.spec.checkpoint_seconds,
+                max_concurrent=max_concurrent or p.spec.max_concurrent, progress=progress, axes=p.spec.axes)
             stored = set(p.store.read("trials", ["trial_id"])["trial_id"])
             if any(trial_id(c) not in stored for c in wave):
                 break  # Tune stopped the wave (Ctrl-C, SIGTERM): so does the study

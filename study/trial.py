@@ -1,29 +1,140 @@
-"""The bridge from one dst_core run to the rows of the result store."""
+"""The life of one trial, outside any scheduler: resume, train, report each epoch, build its rows.
+
+:class:`TrialRun` trains a trial in a checkpoint folder (resuming from what it holds) and turns each
+epoch into a *report*: a plain dict of JSON-able values (the epoch's metrics, where and how the
+trial runs, and after the last epoch its whole history). :func:`result_rows` turns the last report
+into the rows of the result store. The Ray Tune worker, the driver that stores what the workers
+report, and ``dst-study train --results`` all go through these two, so a new result column is
+added here once.
+
+Importing this module loads neither torch nor Ray: read-only commands use its labels; the
+trainer loads when a :class:`TrialRun` is made.
+"""
 
 from __future__ import annotations
 
 import functools
 import json
+import os
 import socket
 import subprocess
+import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
-import torch
-
-import dst_core
-from dst_core import TrainConfig
+from dst_core import ALGORITHM_REVISION, TrainConfig, __version__
 from dst_core.config import KINDS, UNUSED_BY_KIND
+from dst_core.summary import METRICS, summarise
 
-from .store.schema import METRICS
 from .trial_id import trial_id
 
-__all__ = ["count_by_kind", "git_commit", "history_rows", "jaccard_rows", "trial_label", "trial_row", "utc_now"]
+__all__ = ["POSITION_FILE", "Rows", "TrialRun", "count_by_kind", "git_commit", "history_rows", "jaccard_rows",
+           "read_position", "result_rows", "trial_label", "trial_row", "utc_now"]
+
+# Beside a trial's checkpoint in a study: its position as JSON, so `status` need not load torch
+POSITION_FILE = "position.json"
+
+Rows = tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]  # trials, history, jaccard
 
 
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+class TrialRun:
+    """One trial: its trainer, resumed from ``checkpoint_dir`` when that holds its checkpoint.
+
+    ``resume_from`` is a checkpoint file to start from when ``checkpoint_dir`` has none (one that an
+    earlier driver's wave left); ``checkpoint_seconds`` is the trainer's cadence of checkpoints.
+    """
+
+    def __init__(self, config: TrainConfig, checkpoint_dir: str | os.PathLike | None = None, *,
+                 resume_from: str | None = None, checkpoint_seconds: float = 0.0):
+        from dst_core import Trainer
+        from dst_core import checkpoint as ckpt
+
+        self.started = time.perf_counter()  # an attempt's seconds include loading data and the model
+        self.config, self.id = config, trial_id(config)
+        self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
+        if resume_from and self.checkpoint_dir and not (self.checkpoint_dir / ckpt.FILENAME).exists():
+            self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+            with open(resume_from, "rb") as src, open(self.checkpoint_dir / ckpt.FILENAME, "wb") as dst:
+                dst.write(src.read())
+        self.trainer = Trainer(config, checkpoint_dir=self.checkpoint_dir, checkpoint_seconds=checkpoint_seconds)
+        self._provenance = {"trial_id": self.id, "device_used": str(self.trainer.device),
+                            "host": socket.gethostname(), "resumed_from": self.trainer.resumed_from or 0,
+                            "torch_version": _torch_version(), "dst_study_version": __version__,
+                            "algorithm_revision": ALGORITHM_REVISION}
+
+    def reports(self, should_stop: Callable[[], bool] | None = None) -> Iterator[tuple[dict[str, Any], bool]]:
+        """``(report, checkpointed)`` after each epoch trained; the last report carries the history.
+        A trial whose checkpoint was final (a driver died before storing it) reports its end at once."""
+        if self.trainer.done:
+            yield self.report(self.trainer.history[-1]), True
+            return
+        for metrics in self.trainer.epochs(should_stop):
+            if self.trainer.saved and self.checkpoint_dir is not None:
+                _write_position(self.checkpoint_dir, self.trainer.epoch)
+            yield self.report(metrics), self.trainer.saved
+
+    def report(self, metrics: Mapping[str, Any]) -> dict[str, Any]:
+        out = {**_jsonable(metrics), **self._provenance, "attempt_seconds": time.perf_counter() - self.started}
+        if self.trainer.done:
+            out["history"] = [_jsonable(m) for m in self.trainer.history]
+        return out
+
+
+def _torch_version() -> str | None:
+    from importlib import metadata  # 10 ms: only where rows are built
+
+    try:
+        return metadata.version("torch")
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _jsonable(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """An epoch's metrics with the Jaccard overlaps as ``[a, b, value]`` lists (JSON has no tuple keys)."""
+    out = {k: v for k, v in metrics.items() if k != "jaccard"}
+    if "jaccard" in metrics:
+        out["jaccard"] = [[a, b, v] for (a, b), v in metrics["jaccard"].items()]
+    return out
+
+
+def _write_position(folder: Path, epoch: int) -> None:
+    tmp = folder / f".{POSITION_FILE}.tmp"
+    tmp.write_text(json.dumps({"epoch": epoch, "algorithm_revision": ALGORITHM_REVISION}))
+    os.replace(tmp, folder / POSITION_FILE)
+
+
+def read_position(checkpoint_file: str, open_input: Callable[[str], Any] | None = None) -> dict[str, Any] | None:
+    """The position written beside a study checkpoint, or None when there is none (an older study)."""
+    path = f"{checkpoint_file.rpartition('/')[0]}/{POSITION_FILE}"
+    try:
+        with (open_input or (lambda p: open(p, "rb")))(path) as f:
+            return json.loads(f.read())
+    except (OSError, ValueError):
+        return None
+
+
+def result_rows(config: TrainConfig, report: Mapping[str, Any] | None, *, status: str, started_at: datetime,
+                ended_at: datetime | None = None, error: str | None = None) -> Rows:
+    """The store's rows for a trial from its last report (None or partial for one that failed early)."""
+    report = report or {}
+    history = [_from_json(m) for m in report.get("history", [])] if status == "completed" else []
+    row = trial_row(config, history, status=status, started_at=started_at, ended_at=ended_at, error=error,
+                    report=report)
+    if status == "failed" and report.get("epoch") is not None:
+        row["epochs_done"] = int(report["epoch"])  # the last epoch it reported
+    return [row], history_rows(config, history), jaccard_rows(config, history)
+
+
+def _from_json(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    m = dict(metrics)
+    if "jaccard" in m:
+        m["jaccard"] = {(a, b): v for a, b, v in m["jaccard"]}
+    return m
 
 
 _LABELLED = ("criterion", "growth", "density", "seed", "static")  # always in a label, in its own words
@@ -63,22 +174,23 @@ def git_commit() -> str | None:
 
 
 def trial_row(config: TrainConfig, history: Sequence[dict[str, Any]], *, status: str, started_at: datetime,
-              ended_at: datetime | None = None, device_used: str | None = None, error: str | None = None,
-              wall_seconds: float | None = None, resumed_from: int | None = None,
-              host: str | None = None) -> dict[str, Any]:
-    """One ``trials`` row: id, kind, flat config, status, final and best metrics, provenance (``host``:
-    the machine that ran the trial, this one by default). Config fields that the trial's kind never
-    reads are null, so a static baseline never reads as the criterion it was crossed with."""
+              ended_at: datetime | None = None, error: str | None = None,
+              report: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """One ``trials`` row: id, kind, flat config, status, final and best metrics, provenance (from
+    ``report``: the host, device and versions that ran the trial). Config fields that the trial's
+    kind never reads are null, so a static baseline never reads as the criterion it was crossed with."""
+    report = report or {}
     row: dict[str, Any] = {"trial_id": trial_id(config), "status": status, "kind": config.kind}
     unused = UNUSED_BY_KIND[config.kind]
     for key, value in config.to_dict().items():
         row[key] = None if key in unused else json.dumps(value, sort_keys=True) if isinstance(value, dict) else value
-    row.update(dst_core.summarise(history))
+    row.update(summarise(history))
     row.update(
-        resumed_from=resumed_from, wall_seconds=wall_seconds, host=host or socket.gethostname(),
-        device_used=device_used,
-        dst_study_version=dst_core.__version__, algorithm_revision=dst_core.ALGORITHM_REVISION,
-        torch_version=torch.__version__, git_commit=git_commit(),
+        resumed_from=report.get("resumed_from"), wall_seconds=report.get("attempt_seconds"),
+        host=report.get("host") or socket.gethostname(), device_used=report.get("device_used"),
+        dst_study_version=report.get("dst_study_version", __version__),
+        algorithm_revision=report.get("algorithm_revision", ALGORITHM_REVISION),
+        torch_version=report.get("torch_version") or _torch_version(), git_commit=git_commit(),
         started_at=started_at, ended_at=ended_at, error=error)
     return row
 

@@ -1,107 +1,34 @@
-"""Ray Tune adapter: fans a wave of trials out, retries them from checkpoints, reports to the store.
+"""Ray Tune adapter, the driver's side: fans a wave of trials out, retries them from checkpoints,
+writes what they report to the store.
 
-Each trial is :func:`trainable`, a plain Tune function that wraps :class:`dst_core.Trainer`: it
-resumes from Tune's checkpoint on a retry (a raised error, a lost node) or from a checkpoint an
-earlier wave left (a killed driver), reports every epoch with a checkpoint, and sends its whole
-history with the last report. The driver's :class:`StoreWriter` callback writes each finished or
-failed trial to the result store: one writer, as trials finish.
+Each trial is :func:`~study.runners.trainable.trainable` (a plain Tune function around
+:class:`study.trial.TrialRun`, in a module of its own so workers import little): it resumes from
+Tune's checkpoint on a retry (a raised error, a lost node) or from a checkpoint an earlier wave left
+(a killed driver), reports when it checkpoints, and sends its whole history with the last report.
+The driver's :class:`StoreWriter` callback writes each finished or failed trial to the result store:
+one writer, as trials finish.
 """
 
 from __future__ import annotations
 
-import json
 import logging
+import math
 import os
-import shutil
-import socket
-import tempfile
-import time
-from pathlib import Path
 from typing import Any, Sequence
 
 import ray
 from ray import tune
 
-from dst_core import TrainConfig, Trainer
-from dst_core import checkpoint as ckpt
+from dst_core import TrainConfig
 
 from ..progress import Progress
 from ..store import ParquetStore
-from ..trial import history_rows, jaccard_rows, trial_label, trial_row, utc_now
+from ..trial import result_rows, trial_label, utc_now
 from ..trial_id import trial_id
+from .trainable import FAULT_ENV, trainable
 
 __all__ = ["FAULT_ENV", "StoreWriter", "describe_cluster", "run_search", "run_wave", "start_ray", "stop_ray",
            "trainable"]
-
-# Test aid: the path of a JSON file {"epoch": E, "times": N (-1: always), "dir": D, "match": {...}}
-# that makes matching trials raise after epoch E, N times each (markers in D count the attempts).
-FAULT_ENV = "DST_STUDY_FAULT_FILE"
-
-
-def _maybe_fail(config: TrainConfig, epoch: int) -> None:
-    """Raise an injected fault when ``$DST_STUDY_FAULT_FILE`` names one; a no-op otherwise."""
-    path = os.environ.get(FAULT_ENV)
-    if not path or not os.path.exists(path):
-        return
-    with open(path) as f:
-        fault = json.load(f)
-    values = config.to_dict()
-    if fault["epoch"] != epoch or any(values.get(k) != v for k, v in fault.get("match", {}).items()):
-        return
-    marks = Path(fault["dir"]) / trial_id(config)
-    marks.mkdir(parents=True, exist_ok=True)
-    done = len(list(marks.iterdir()))
-    if fault["times"] < 0 or done < fault["times"]:
-        (marks / f"{done}").touch()
-        raise RuntimeError(f"injected fault at epoch {epoch} (attempt {done + 1})")
-
-
-def _jsonable(metrics: dict[str, Any]) -> dict[str, Any]:
-    out = {k: v for k, v in metrics.items() if k != "jaccard"}
-    if "jaccard" in metrics:
-        out["jaccard"] = [[a, b, v] for (a, b), v in metrics["jaccard"].items()]
-    return out
-
-
-def trainable(config: dict[str, Any], resume_from: dict[str, str] | None = None) -> None:
-    """One trial under Tune: ``config["trial"]`` is a TrainConfig dict; ``resume_from`` maps trial
-    ids to checkpoints that earlier waves left behind."""
-    started = time.perf_counter()  # the attempt's seconds include loading data and building the model
-    cfg = TrainConfig.from_dict(config["trial"])
-    work = Path(tempfile.mkdtemp(prefix="dst-trial-"))
-    try:
-        checkpoint = tune.get_checkpoint()
-        if checkpoint is not None:  # a retry in this wave
-            checkpoint.to_directory(str(work))
-        elif resume_from and trial_id(cfg) in resume_from:  # left by an earlier wave whose driver died
-            shutil.copy(resume_from[trial_id(cfg)], work / ckpt.FILENAME)
-        trainer = Trainer(cfg, checkpoint_dir=work)
-
-        def report(metrics: dict[str, Any]) -> None:
-            out = _jsonable(metrics)
-            out.update(trial_id=trial_id(cfg), device_used=str(trainer.device), host=socket.gethostname(),
-                       resumed_from=trainer.resumed_from or 0, attempt_seconds=time.perf_counter() - started)
-            if trainer.done:  # the last report carries the whole history
-                out["history"] = [_jsonable(m) for m in trainer.history]
-            tune.report(out, checkpoint=tune.Checkpoint.from_directory(str(work)))
-
-        if trainer.done:  # the checkpoint was final: the driver died before storing the result
-            report(trainer.history[-1])
-        for metrics in trainer.epochs():
-            _maybe_fail(cfg, metrics["epoch"])
-            report(metrics)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-
-
-def _history(result: dict[str, Any]) -> list[dict[str, Any]]:
-    history = []
-    for m in result.get("history", []):
-        m = dict(m)
-        if "jaccard" in m:
-            m["jaccard"] = {(a, b): v for a, b, v in m["jaccard"]}
-        history.append(m)
-    return history
 
 
 class StoreWriter(tune.Callback):
@@ -130,25 +57,20 @@ class StoreWriter(tune.Callback):
 
     def _finish(self, trials, trial, status: str, error: str | None) -> None:
         cfg = TrainConfig.from_dict(trial.config["trial"])
-        result = trial.last_result or {}
-        if status == "completed" and "history" not in result:
+        report = trial.last_result or {}
+        if status == "completed" and "history" not in report:
             return  # stopped before its last epoch (Ctrl-C, SIGTERM): not done, its checkpoint stays
-        history = _history(result) if status == "completed" else []
-        row = trial_row(cfg, history, status=status, started_at=self.started.get(trial.trial_id, utc_now()),
-                        ended_at=utc_now(), device_used=result.get("device_used"), error=error,
-                        wall_seconds=result.get("attempt_seconds"), resumed_from=result.get("resumed_from"),
-                        host=result.get("host"))
-        if status == "failed":
-            row["epochs_done"] = int(result.get("epoch", 0))
+        started = self.started.get(trial.trial_id, utc_now())
+        rows = result_rows(cfg, report, status=status, started_at=started, ended_at=utc_now(), error=error)
         try:
-            self.store.append([row], history_rows(cfg, history), jaccard_rows(cfg, history))
+            self.store.append(*rows)
         except Exception as e:  # a result that cannot be written is never silently dropped
             error = f"the trial finished but its result could not be stored: {type(e).__name__}: {e}"
-            status, history = "failed", []
-            row = trial_row(cfg, [], status=status, started_at=row["started_at"], ended_at=utc_now(),
-                            device_used=row["device_used"], error=error, wall_seconds=row["wall_seconds"],
-                            resumed_from=row["resumed_from"], host=row["host"])
-            self.store.append([row])
+            status = "failed"
+            rows = result_rows(cfg, {k: v for k, v in report.items() if k != "history"}, status=status,
+                               started_at=started, ended_at=utc_now(), error=error)
+            self.store.append(rows[0])
+        row = rows[0][0]
         what = (f"test {row['final_test_accuracy']:.2%}" if status == "completed"
                 else "FAILED: " + (error or "").strip().splitlines()[-1])
         self.progress.finished(
@@ -172,10 +94,11 @@ def _error_text(trial) -> str:
 
 
 def run_wave(configs: list[TrainConfig], store: ParquetStore, *, tune_dir: str, wave: str,
-             resume_from: dict[str, str], cpu: float, gpu: float, retries: int,
+             resume_from: dict[str, str], cpu: float, gpu: float, retries: int, checkpoint_seconds: float,
              max_concurrent: int | None, progress: Progress, axes: Sequence[str] = ()) -> None:
     """Run one Tune experiment over ``configs``; every outcome lands in ``store``."""
-    trainable_ = tune.with_parameters(trainable, resume_from=resume_from)
+    trainable_ = tune.with_parameters(trainable, resume_from=resume_from, checkpoint_seconds=checkpoint_seconds,
+                                      threads=_threads(cpu))
     tuner = tune.Tuner(
         tune.with_resources(trainable_, {"cpu": cpu, "gpu": gpu}),
         param_space={"trial": tune.grid_search([c.to_dict() for c in configs])},
@@ -195,7 +118,8 @@ _DOMAINS = {"uniform": tune.uniform, "loguniform": tune.loguniform, "int": lambd
 
 def run_search(search, base: dict[str, Any], store: ParquetStore, *, n_trials: int, tune_dir: str, wave: str,
                optuna_db: str, study_name: str, done: int, cpu: float, gpu: float, retries: int,
-               max_concurrent: int | None, progress: Progress, axes: Sequence[str] = ()) -> None:
+               checkpoint_seconds: float, max_concurrent: int | None, progress: Progress,
+               axes: Sequence[str] = ()) -> None:
     """``n_trials`` more trials of an Optuna search (``search`` is a SearchSpec).
 
     The Optuna study lives in ``optuna_db`` (SQLite) under ``study_name``, so a resumed search
@@ -206,19 +130,36 @@ def run_search(search, base: dict[str, Any], store: ParquetStore, *, n_trials: i
     from ray.tune.search.optuna import OptunaSearch
 
     space = {name: _DOMAINS[kind](*args) for name, domain in search.space.items() for kind, args in domain.items()}
+    # Tune lets a searcher other than its grid have one trial pending at a time unless its concurrency
+    # is capped, and a trial pends while its worker starts: uncapped, a search ran one trial at a time
+    # on any number of CPUs. The cap is the trials that fit at once (or max_concurrent, if lower).
+    concurrent = min(max_concurrent or math.inf, _slots(cpu, gpu))
     searcher = OptunaSearch(metric=search.metric.removeprefix("final_"), mode=search.mode, seed=search.seed + done,
                             study_name=study_name, storage=optuna.storages.RDBStorage(f"sqlite:///{optuna_db}"))
     tuner = tune.Tuner(
-        tune.with_resources(trainable, {"cpu": cpu, "gpu": gpu}),
+        tune.with_resources(tune.with_parameters(trainable, checkpoint_seconds=checkpoint_seconds,
+                                                 threads=_threads(cpu)), {"cpu": cpu, "gpu": gpu}),
         param_space={"trial": {**base, **space}},
-        tune_config=tune.TuneConfig(search_alg=searcher, num_samples=n_trials,
-                                    max_concurrent_trials=max_concurrent, trial_dirname_creator=_dirname),
+        tune_config=tune.TuneConfig(search_alg=searcher, num_samples=n_trials, max_concurrent_trials=concurrent,
+                                    reuse_actors=True, trial_dirname_creator=_dirname),
         run_config=tune.RunConfig(
             name=wave, storage_path=tune_dir, verbose=0,
             failure_config=tune.FailureConfig(max_failures=retries),
             callbacks=[StoreWriter(store, progress, axes)]),
     )
     tuner.fit()
+
+
+def _slots(cpu: float, gpu: float) -> int:
+    """How many trials of ``cpu`` CPUs and ``gpu`` GPUs the live nodes hold at once (at least one)."""
+    fits = [min(r.get("CPU", 0) // cpu, r.get("GPU", 0) // gpu if gpu else math.inf)
+            for r in (n["Resources"] for n in ray.nodes() if n["Alive"])]
+    return max(1, int(sum(f for f in fits if f != math.inf)))
+
+
+def _threads(cpu: float) -> int:
+    """torch threads of a trial given ``cpu`` CPUs: one per whole CPU, at least one."""
+    return max(1, int(cpu))
 
 
 def _dirname(trial) -> str:
@@ -240,7 +181,8 @@ def start_ray(address: str | None, num_cpus: float | None, num_gpus: float | Non
     if ray.is_initialized():
         return False
     kwargs = dict(include_dashboard=False, log_to_driver=verbose,
-                  logging_level=logging.INFO if verbose else logging.ERROR)
+                  logging_level=logging.INFO if verbose else logging.ERROR,
+                  runtime_env={"worker_process_setup_hook": "study.runners.trainable.warm_up"})
     if address:
         ray.init(address=address, **kwargs)
     else:

@@ -17,7 +17,8 @@ import typing
 
 import pyarrow as pa
 
-from dst_core import TrainConfig
+from dst_core.config import TrainConfig
+from dst_core.summary import METRICS as EPOCH_METRICS
 
 __all__ = ["CONFIG_COLUMNS", "HISTORY", "JACCARD", "METRICS", "SCHEMA_VERSION", "STATUSES", "TABLES", "TRIALS"]
 
@@ -42,15 +43,8 @@ def _arrow_type(annotation) -> pa.DataType:
 _HINTS = typing.get_type_hints(TrainConfig)
 CONFIG_COLUMNS = {f.name: _arrow_type(_HINTS[f.name]) for f in dataclasses.fields(TrainConfig)}
 
-# per-epoch metrics written by dst_core.Trainer, in its order
-METRICS = {
-    "epoch": pa.int64(), "step": pa.int64(), "lr": pa.float64(),
-    "train_loss": pa.float64(), "train_accuracy": pa.float64(),
-    "val_loss": pa.float64(), "val_accuracy": pa.float64(),
-    "test_loss": pa.float64(), "test_accuracy": pa.float64(),
-    "density": pa.float64(), "drop_fraction": pa.float64(), "itop_rate": pa.float64(),
-    "n_updates": pa.int64(), "update_seconds": pa.float64(), "epoch_seconds": pa.float64(),
-}
+# per-epoch metrics written by dst_core.Trainer, in its order: counts are integers, the rest floats
+METRICS = {name: pa.int64() if name in ("epoch", "step", "n_updates") else pa.float64() for name in EPOCH_METRICS}
 
 _TIME = pa.timestamp("us", tz="UTC")
 

@@ -106,7 +106,8 @@ def test_study_survives_a_lost_worker_raylet(ray_cluster, tmp_path):
     address, worker = ray_cluster
     spec = {"name": "by-hand", "storage": str(tmp_path / "results"),
             "base": {"dataset": "mnist1d", "model": "mnist1d_mlp", "epochs": 40, "lr": 0.1, "device": "cpu"},
-            "grid": {"density": [0.1, 0.3], "seed": [0, 1]}, "resources": {"cpu": 1}, "retries": 2}
+            "grid": {"density": [0.1, 0.3], "seed": [0, 1]}, "resources": {"cpu": 1}, "retries": 2,
+            "checkpoint_seconds": 0}
     (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
     study_dir = tmp_path / "results" / "by-hand"
     driver = subprocess.Popen([str(BIN / "dst-study"), "run", str(tmp_path / "spec.yaml"), "--address", address],

@@ -3,10 +3,11 @@ best and ties by Welch's t-test."""
 
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from study.comparison import compare, default_axes, ranking
+from study.comparison import compare, default_axes, ranking, welch
 from study.render import comparison_frame, comparison_tables
 from study.store import StoreError
 
@@ -106,3 +107,17 @@ def test_ranking_orders_a_search_best_first():
                           "trial_id": ["a", "b", "c"], "status": "completed"})
     ranked = ranking(frame, "final_test_accuracy", ["density"])
     assert list(ranked["trial_id"]) == ["b", "c", "a"] and list(ranked["rank"]) == [1, 2, 3]
+
+
+def test_welch_p_values_equal_scipys():
+    from scipy import stats
+
+    rng = np.random.default_rng(0)
+    for n_a, n_b in [(2, 2), (2, 9), (3, 5), (10, 10), (40, 3)]:
+        for _ in range(20):
+            a = rng.normal(0, 1, n_a)
+            b = rng.normal(rng.normal(0, 2), rng.uniform(0.05, 3), n_b)
+            expected = stats.ttest_ind(a, b, equal_var=False)
+            t, p = welch(a, b)
+            assert t == pytest.approx(expected.statistic, rel=1e-12)
+            assert p == pytest.approx(expected.pvalue, rel=1e-9, abs=1e-14)

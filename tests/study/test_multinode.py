@@ -24,7 +24,7 @@ def test_lost_node_trial_resumes_elsewhere(tmp_path):
     ray.init(address=cluster.address, log_to_driver=False, logging_level=logging.ERROR)
     try:
         assert len([n for n in ray.nodes() if n["Alive"]]) == 3
-        spec = parse({"name": "m", "storage": str(tmp_path), "retries": 2,
+        spec = parse({"name": "m", "storage": str(tmp_path), "retries": 2, "checkpoint_seconds": 0,
                       # long enough that the second worker's start-up lag cannot let one trial finish
                       # before the other reaches epoch 2
                       "base": {"epochs": 12, "lr": 0.1, "batch_size": 16, "update_period": 50, "device": "cpu"},

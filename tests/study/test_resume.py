@@ -32,7 +32,7 @@ ENV = dict(os.environ, RAY_USAGE_STATS_ENABLED="0")
 def _start_midway(tmp_path):
     """`dst-study run` of 4 trials, returned once a trial is stored and another, not stored, has a
     checkpoint: the study is mid-way."""
-    spec = {"name": "k", "storage": str(tmp_path), "base": BASE,
+    spec = {"name": "k", "storage": str(tmp_path), "base": BASE, "checkpoint_seconds": 0,
             "grid": {"criterion": ["magnitude", "set"], "density": [0.1, 0.3]}, "max_concurrent": 2}
     path = tmp_path / "spec.yaml"
     path.write_text(yaml.safe_dump(spec))
@@ -99,7 +99,8 @@ def test_sigkill_driver_then_resume(tmp_path):
 
 @pytest.mark.slow
 def test_one_driver_per_study(tmp_path):
-    spec = {"name": "k", "storage": str(tmp_path), "base": dict(BASE, epochs=200), "grid": {"density": [0.1]}}
+    spec = {"name": "k", "storage": str(tmp_path), "base": dict(BASE, epochs=200), "grid": {"density": [0.1]},
+            "checkpoint_seconds": 0}
     path = tmp_path / "spec.yaml"
     path.write_text(yaml.safe_dump(spec))
     first = subprocess.Popen(_cli("run", str(path), "--num-cpus", "1"), stdout=subprocess.PIPE,

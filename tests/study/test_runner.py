@@ -37,7 +37,7 @@ def fault_file(tmp_path_factory):
 
 def _spec(tmp_path, grid, **extra):
     return parse({"name": "s", "storage": str(tmp_path), "base": {**BASE, **extra.pop("base", {})},
-                  "grid": grid, **extra})
+                  "grid": grid, "checkpoint_seconds": 0, **extra})  # a checkpoint every epoch
 
 
 def _raw_trials(study_dir):
@@ -154,8 +154,12 @@ def test_optuna_search_writes_n_rows_and_a_resumed_search_continues(tmp_path, fa
     search = {"metric": "final_test_accuracy", "mode": "max", "seed": 3,
               "space": {"density": {"loguniform": [0.05, 0.5]}, "criterion": {"choice": ["magnitude", "snip"]}}}
     base = {"name": "o", "storage": str(tmp_path), "base": {**BASE, "epochs": 2}}
-    run(plan(parse({**base, "search": {**search, "n_trials": 2}})), log=lambda line: None)
-    assert len(ParquetStore(str(tmp_path / "o")).read("trials")) == 2
+    first = {**base, "base": {**BASE, "epochs": 25}}  # long enough to overlap, however late a worker starts
+    run(plan(parse({**first, "search": {**search, "n_trials": 2}})), log=lambda line: None)
+    trials = ParquetStore(str(tmp_path / "o")).read("trials")
+    assert len(trials) == 2
+    # a search uses every slot (2 CPUs, 1 per trial): its trials ran at the same time
+    assert trials["started_at"].max() < trials["ended_at"].min()
     bigger = parse({**base, "search": {**search, "n_trials": 4}})  # e.g. rerun after a kill, or extended
     assert len(plan(bigger).done) == 2
     run(plan(bigger), log=lambda line: None)

@@ -22,8 +22,8 @@ def _history(epochs, acc0=0.5):
 def _trial(store, density=0.1, criterion="magnitude", seed=0, epochs=3, acc0=0.5, status="completed"):
     cfg = TrainConfig(density=density, criterion=criterion, seed=seed, epochs=epochs)
     hist = _history(epochs, acc0)
-    store.append([trial_row(cfg, hist, status=status, started_at=T0, ended_at=T0, device_used="cpu",
-                            wall_seconds=1.5)], history_rows(cfg, hist))
+    store.append([trial_row(cfg, hist, status=status, started_at=T0, ended_at=T0,
+                            report={"device_used": "cpu", "attempt_seconds": 1.5})], history_rows(cfg, hist))
     return cfg
 
 
