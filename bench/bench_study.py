@@ -140,7 +140,8 @@ def _seconds_of(command: list[str], repeats: int = 5) -> float:
     times = []
     for _ in range(repeats):
         clock = time.perf_counter()
-        subprocess.run(command, cwd=ROOT, capture_output=True, check=True)
+        out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr[-2000:]
         times.append(time.perf_counter() - clock)
     return statistics.median(times)
 

@@ -74,7 +74,15 @@ class StudyLease:
             return f"its heartbeat stopped {age:.0f}s ago"
         return None
 
+    SETTLE = 1.0  # seconds after our write by which a rival that raced us has written too
+
     def acquire(self) -> None:
+        self.claim()
+        self.confirm()
+
+    def claim(self) -> None:
+        """Write the lease unless a live driver holds it (StudyBusy). :meth:`confirm` must follow
+        before anything runs; work that needs no lease (starting Ray) may go in between."""
         self.store.fs.create_dir(self.store.path, recursive=True)
         held = self._read()
         if held and held.get("token") != self.token:
@@ -100,7 +108,11 @@ class StudyLease:
             self.log(f"taking over {self.store.root} from a driver that is gone (host {held.get('host')}, pid "
                      f"{held.get('pid')}: {why})")
         self._write()
-        time.sleep(min(1.0, self.heartbeat / 10))  # a rival that raced us has written by now
+        self._claimed = time.monotonic()
+
+    def confirm(self) -> None:
+        """Read the lease back once a racing rival would have written too; ours, it starts beating."""
+        time.sleep(max(0.0, min(self.SETTLE, self.heartbeat / 10) - (time.monotonic() - self._claimed)))
         if (self._read() or {}).get("token") != self.token:
             held = self._read() or {}
             raise StudyBusy(f"{self.store.root}: another driver took this study at the same moment (host "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
+import numpy as np
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
@@ -32,8 +33,17 @@ def print_frame(frame: pd.DataFrame, fmt: str = "table", file: TextIO | None = N
         for column in frame.columns:
             table.add_column(str(column), justify="right" if pd.api.types.is_numeric_dtype(frame[column]) else "left")
         for row in frame.itertuples(index=False):
-            table.add_row(*("" if pd.isna(v) else f"{v:.4g}" if isinstance(v, float) else str(v) for v in row))
+            table.add_row(*map(_cell, row))
         _console(out).print(table)
+
+
+def _cell(value) -> str:
+    """A table cell: lists (``lr_milestones``) as lists, numbers to 4 digits, nulls empty."""
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return "[" + ", ".join(map(_cell, value)) + "]"
+    if pd.isna(value):
+        return ""
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def _scale(metric: str) -> float:

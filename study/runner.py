@@ -182,20 +182,34 @@ def run(p: Plan, *, address: str | None = None, max_concurrent: int | None = Non
     runs a study at a time (:class:`~study.lease.StudyLease`); another stops with StudyBusy.
     """
     p.store.check_writable()  # before Ray starts or any trial trains
-    with StudyLease(p.store, log=log):
-        _run(p, address=address, max_concurrent=max_concurrent, num_cpus=num_cpus, num_gpus=num_gpus,
+    lease = StudyLease(p.store, log=log)
+    lease.claim()
+    try:
+        _run(p, lease, address=address, max_concurrent=max_concurrent, num_cpus=num_cpus, num_gpus=num_gpus,
              verbose=verbose, log=log, console=console)
+    finally:
+        lease.release()
 
 
-def _run(p: Plan, *, address: str | None, max_concurrent: int | None, num_cpus: float | None,
+def _run(p: Plan, lease: StudyLease, *, address: str | None, max_concurrent: int | None, num_cpus: float | None,
          num_gpus: float | None, verbose: bool, log: Callable[[str], None], console: Console | None) -> None:
-    save_spec(p.spec, p.trials)
     to_search = p.spec.search.n_trials - len(p.done) if p.spec.search is not None else 0
     if not p.missing and to_search <= 0:
+        lease.confirm()
+        save_spec(p.spec, p.trials)
         return
     from .runners import ray_tune  # Ray loads only when something runs
     progress = Progress(len(p.missing) + max(to_search, 0), log, console, title=p.spec.name)
+    # Ray starts while the lease settles (a rival that raced us would have written by the time it is up)
     started = ray_tune.start_ray(address, num_cpus, num_gpus, verbose)
+    try:
+        lease.confirm()
+    except BaseException:
+        progress.close()
+        if started:
+            ray_tune.stop_ray()
+        raise
+    save_spec(p.spec, p.trials)
     log(ray_tune.describe_cluster())
     unfit = ray_tune.unfit_resources(p.spec.resources.cpu, p.spec.resources.gpu)
     if unfit and address is None:  # a private local Ray never grows: Tune would wait forever

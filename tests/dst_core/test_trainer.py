@@ -93,6 +93,34 @@ def test_finished_run_resumes_to_nothing(tmp_path):
     assert list(train(cfg, checkpoint_dir=tmp_path)) == []
 
 
+def test_checkpoints_follow_their_cadence_but_always_end_and_stop_with_one(tmp_path, monkeypatch):
+    clock = {"now": 0.0}  # each epoch takes 4 s of this clock
+    monkeypatch.setattr("dst_core.trainer.time.perf_counter", lambda: clock["now"])
+    train_epoch = Trainer._train_epoch
+
+    def four_seconds(self, should_stop):
+        clock["now"] += 4
+        return train_epoch(self, should_stop)
+
+    monkeypatch.setattr(Trainer, "_train_epoch", four_seconds)
+    cfg = TrainConfig(density=0.5, **dict(FAST, epochs=5))
+    trainer = Trainer(cfg, checkpoint_dir=tmp_path, checkpoint_seconds=10)
+    saved = []
+    for metrics in trainer.epochs():
+        saved.append(trainer.saved)
+        if trainer.saved:
+            assert checkpoint.load(tmp_path / checkpoint.FILENAME)["position"]["epoch"] == metrics["epoch"]
+    # 4 s epochs, 10 s cadence: saves after the 3rd epoch (12 s after the start), and the last
+    assert saved == [False, False, True, False, True]
+
+    stopped = tmp_path / "stopped"
+    calls = {"n": 0}
+    with pytest.raises(Interrupted):  # a stop saves its position, whatever the cadence
+        list(train(cfg, checkpoint_dir=stopped, checkpoint_seconds=1e9,
+                   should_stop=lambda: calls.__setitem__("n", calls["n"] + 1) or calls["n"] > 20))
+    assert checkpoint.load(stopped / checkpoint.FILENAME)["position"]["step"] == 20
+
+
 def test_checkpoint_from_other_config_is_refused(tmp_path):
     list(train(TrainConfig(density=0.5, **dict(FAST, epochs=1)), checkpoint_dir=tmp_path))
     with pytest.raises(CheckpointMismatchError, match="density: checkpoint has 0.5, config has 0.2"):

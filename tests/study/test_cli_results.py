@@ -41,6 +41,9 @@ def test_query_where_and_formats(study, capsys):
     assert capsys.readouterr().out.splitlines() == ["seed,density", "0,0.05", "1,0.05"]
     assert main(["query", str(study), "--table", "history", "--where", "epoch == 2", "--format", "json"]) == 0
     assert len(json.loads(capsys.readouterr().out)) == 8
+    # a table shows list columns (lr_milestones) as lists
+    assert main(["query", str(study), "--where", "seed == 0", "--columns", "seed", "lr_milestones"]) == 0
+    assert "[0.5, 0.75]" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("kind", ["density", "curves", "jaccard", "update-period", "search"])
