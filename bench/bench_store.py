@@ -29,7 +29,7 @@ only the columns it needs; appending one trial stays O(1) as the study grows.
 
    The columns each call reads are recorded (by wrapping ``ParquetStore._scan``) and reported with
    their compressed size on disk. Results are checked: seeds over all cells = completed trials, the
-   CLI's table = the projected ``compare``'s, history hits = trials whose final accuracy > 0.9
+   CLI's table = the every-column ``compare``'s, history hits = trials whose final accuracy > 0.9
    (true only if the superseded history rows of re-run trials were dropped).
 3. **Where the time goes**: the steps of ``ParquetStore.read`` + ``query`` (+ ``compare``) replayed
    one by one with the store's own helpers (listing, Arrow scan, ``to_pandas``, deduplication,
@@ -83,7 +83,9 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from study.queries import _names_in, compare, query
+from study.comparison import compare, default_metric
+from study.filters import parse as parse_filter
+from study.queries import query
 from study.render import print_comparison
 from study.store import TABLES, ParquetStore
 from study.store.parquet import _dataset, _pandas_type
@@ -352,8 +354,10 @@ def op_compare_cli(root: str) -> str:
 
 
 def op_compare_all_columns(root: str):
-    """Reference: ``compare`` over every trials column, ``query(store, "trials", None)``."""
-    return compare(query(ParquetStore(root), "trials", None))
+    """``compare`` over every trials column, ``query(store, "trials", None)``, with the CLI's default
+    metric: what ``dst-study compare`` computes (it splits tables by any other axis that varies)."""
+    trials = query(ParquetStore(root), "trials", None)
+    return compare(trials, default_metric(trials))
 
 
 def op_compare_projected(root: str):
@@ -370,7 +374,7 @@ def op_query_history(root: str):
 
 def op_history_pushdown(root: str):
     """Alternative: the history query with its filter also given to the Arrow scan."""
-    cols = list(dict.fromkeys([*HISTORY_COLUMNS, *sorted(_names_in(HISTORY_WHERE))]))
+    cols = list(dict.fromkeys([*HISTORY_COLUMNS, *sorted(_names_in(HISTORY_WHERE, "history"))]))
     frame = ParquetStore(root).read("history", cols, filter=eval(HISTORY_FILTER))
     return frame.query(HISTORY_WHERE)[HISTORY_COLUMNS].reset_index(drop=True)
 
@@ -401,13 +405,13 @@ def lean_history(store: ParquetStore, columns: list[str], flt: ds.Expression | N
 
 
 def op_history_lean(root: str):
-    cols = list(dict.fromkeys([*HISTORY_COLUMNS, *sorted(_names_in(HISTORY_WHERE))]))
+    cols = list(dict.fromkeys([*HISTORY_COLUMNS, *sorted(_names_in(HISTORY_WHERE, "history"))]))
     frame = lean_history(ParquetStore(root), cols, None)
     return frame.query(HISTORY_WHERE)[HISTORY_COLUMNS].reset_index(drop=True)
 
 
 def op_history_lean_pushdown(root: str):
-    cols = list(dict.fromkeys([*HISTORY_COLUMNS, *sorted(_names_in(HISTORY_WHERE))]))
+    cols = list(dict.fromkeys([*HISTORY_COLUMNS, *sorted(_names_in(HISTORY_WHERE, "history"))]))
     frame = lean_history(ParquetStore(root), cols, eval(HISTORY_FILTER))
     return frame.query(HISTORY_WHERE)[HISTORY_COLUMNS].reset_index(drop=True)
 
@@ -486,13 +490,18 @@ class Steps:
         return {label: statistics.median(v) for label, v in self.samples.items()}
 
 
+def _names_in(where: str, table: str) -> set[str]:
+    """The columns a --where filter reads."""
+    return set(parse_filter(where, TABLES[table].names).names)
+
+
 def replay(root: str, table: str, where: str | None, columns: list[str] | None, then: str | None, steps: Steps):
     """``query`` step by step as ``ParquetStore.read`` does it, each step timed; ``then``:
     "compare" also pivots, "cli" also renders the table as ``dst-study compare`` does."""
     with steps("total (replayed)"):
         store = ParquetStore(root)
         wanted = list(columns or TABLES[table].names)
-        used = _names_in(where) - {"True", "False", "None"} if where else set()
+        used = _names_in(where, table) if where else set()
         cols = list(dict.fromkeys([*wanted, *sorted(used)]))
         scan_cols = list(dict.fromkeys(["trial_id", *cols]))
         with steps("list part files (`store.files`)"):
@@ -800,22 +809,20 @@ def main(argv: list[str] | None = None) -> int:
         exp = info["expected"]
         projected, every = outs["compare_projected"], outs["compare_all_columns"]
         buffer = io.StringIO()
-        print_comparison(projected, "table", buffer)
-        cells = int(projected.count.to_numpy().sum())
+        print_comparison(every, "table", buffer)
+        cells = int(projected.cells["n"].sum())
         checks = [
             f"seeds over all `compare` cells {cells:,} = completed trials {exp['completed']:,}: "
             + ("OK" if cells == exp["completed"] else "MISMATCH"),
-            "every-column `compare` = projected: "
-            + ("OK" if every.mean.equals(projected.mean) and every.count.equals(projected.count) else "MISMATCH"),
-            "`dst-study compare` table = projected `compare`'s: "
+            "`dst-study compare` table = every-column `compare`'s: "
             + ("OK" if outs["compare_cli"] == buffer.getvalue() else "MISMATCH"),
             f"history hits {len(outs['query_history']):,} = trials whose final accuracy > 0.9 "
             f"{exp['history hits']:,}: " + ("OK" if len(outs["query_history"]) == exp["history hits"] else "MISMATCH"),
         ]
         for c in checks:
             print(f"      check: {c}", flush=True)
-        rows_out = {"compare_cli": projected.mean.size, "compare_projected": projected.mean.size,
-                    "compare_all_columns": every.mean.size}
+        rows_out = {"compare_cli": len(projected.cells), "compare_projected": len(projected.cells),
+                    "compare_all_columns": len(every.cells)}
         reads = {k: (v, rows_out[k] if k in rows_out else len(outs[k])) for k, v in reads.items()}
 
         say("[3/7] where the time goes ...")
@@ -832,7 +839,7 @@ def main(argv: list[str] | None = None) -> int:
                 out = replay(r, *plan, st)
             real = outs[name]
             if plan[3] == "compare":
-                ok = out.mean.equals(real.mean) and out.count.equals(real.count)
+                ok = out.cells.equals(real.cells)
             else:
                 ok = out == real if plan[3] == "cli" else same(out, real)
             if not ok:

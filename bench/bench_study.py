@@ -164,7 +164,9 @@ def main() -> int:
     data = _spec(str(tmp), args.epochs, args.trials)
     spec = parse(data)
     configs = spec.trials()
-    meter = cpu_clock()
+    meter = cpu_clock()  # Ray's processes are not this one's children: the machine is sampled idle, before
+    time.sleep(5)
+    busy = other_cores(meter, cpu_clock())
 
     alone = _alone(configs, args.cpus, tmp)
     spec_path = tmp / "throughput.yaml"
@@ -189,7 +191,6 @@ def main() -> int:
                 for name, cmd in [("--help", ["--help"]), ("compare", ["compare", str(tmp / "quick")]),
                                   ("query", ["query", str(tmp / "quick"), "--where", "density < 0.2"]),
                                   ("status", ["status", str(tmp / "quick")])]]
-    busy = other_cores(meter, cpu_clock())
 
     per_trial = statistics.median(ratios)
     lines = [
@@ -197,7 +198,7 @@ def main() -> int:
         "",
         f"- date: {study['start']:%Y-%m-%d %H:%M} UTC; {os.cpu_count()} cores ({cpu_model()}); a private local "
         f"Ray with {args.cpus} CPUs, 1 CPU and 1 torch thread per trial"
-        + ("" if busy is None else f"; other processes used {busy:.2f} cores on average"),
+        + ("" if busy is None else f"; before the run, other processes kept {busy:.2f} cores busy (5 s sample)"),
         f"- the study: {len(configs)} trials of the MNIST-1D MLP with the study of record's settings, "
         f"{args.epochs} epochs each ({statistics.median(alone.values()):.2f} s per trial alone, median); "
         f"checkpoints every {spec.checkpoint_seconds:g} s (the default)",

@@ -44,7 +44,7 @@ from dst_core.errors import DstError
 from dst_core.summary import summarise
 
 from .plots import KINDS, plot
-from .comparison import compare, default_axes, default_metric, ranking
+from .comparison import columns_for, compare, default_axes, default_metric, ranking
 from .queries import open_study, query
 from .trial_id import trial_id
 from .render import FORMATS, print_comparison, print_frame
@@ -339,7 +339,7 @@ def _query(args: argparse.Namespace) -> int:
 
 def _compare(args: argparse.Namespace) -> int:
     store = open_study(args.study)
-    trials = query(store, "trials", args.where)
+    trials = query(store, "trials", args.where, columns_for(args.metric, args.rows, args.cols))
     metric = args.metric or default_metric(trials)
     print_comparison(compare(trials, metric, args.rows, args.cols, alpha=args.alpha), args.format)
     return _report_problems(store)

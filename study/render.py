@@ -73,15 +73,17 @@ def comparison_tables(c: Comparison, percent: bool = True) -> list[tuple[str, li
     for values, table in c.tables:
         title = ", ".join(f"{axis} = {_label(v)}" for axis, v in values.items())
         columns = sorted(table.loc[table["kind"] == "dst", c.cols].unique(), key=lambda v: (str(type(v)), v))
+        at = {}  # (row, column) -> its cell, the first of any duplicates
+        for cell in table.to_dict("records"):
+            at.setdefault((cell[c.rows], cell[c.cols]), cell)
         body = []
         for row in _row_order(table, c.rows):
             cells = []
             for col in columns:
-                hit = table[(table[c.rows] == row) & (table[c.cols] == col)]
-                if hit.empty:
+                cell = at.get((row, col))
+                if cell is None:
                     cells.append("–")
                     continue
-                cell = hit.iloc[0]
                 text = f"{cell['mean'] * k:.1f}" + ("" if pd.isna(cell["std"]) else f" ± {cell['std'] * k:.1f}")
                 text += "" if cell["n"] == usual_n else f" ({cell['n']})"
                 text += " ★" if cell["best"] else " ☆" if cell["tied"] else ""

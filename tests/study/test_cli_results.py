@@ -77,7 +77,7 @@ def test_status_and_compact(study, capsys):
     (["query", "nosuchstudy"], "unknown study 'nosuchstudy'"),
     (["query", "{study}", "--where", "densty < 0.1"], "unknown column 'densty'; did you mean 'density'"),
     (["query", "{study}", "--columns", "acc"], "unknown column(s) 'acc'"),
-    (["compare", "{study}", "--metric", "acc"], "unknown column 'acc'"),
+    (["compare", "{study}", "--metric", "acc"], "unknown column(s) 'acc'"),
 ])
 def test_bad_input(study, capsys, args, message):
     args = [a.replace("{study}", str(study)) for a in args]
