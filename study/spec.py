@@ -283,7 +283,7 @@ def parse(data: Any, source: str = "spec") -> StudySpec:
     except ValidationError as e:
         problems = _pydantic_problems(e)
         # still report the trial-config problems of sections that parsed, so one pass fixes all
-        base, grid, include = data.get("base"), data.get("grid"), data.get("include", [])
+        base, grid, include = data.get("base", {}), data.get("grid", {}), data.get("include", [])
         if isinstance(base, dict) and isinstance(grid, dict) and all(isinstance(v, list) for v in grid.values()) \
                 and isinstance(include, list) and all(isinstance(e, dict) for e in include):
             problems += _config_problems(StudySpec.model_construct(base=base, grid=grid, include=include,

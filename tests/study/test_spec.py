@@ -117,6 +117,9 @@ def test_all_problems_are_listed_at_once():
     with pytest.raises(SpecError, match="4 problems") as info:
         parse(data, "study.yaml")
     assert str(info.value).count("study.yaml: ") == 5  # the header and one line per problem
+    # a spec without base: (its default) still has its grid checked beside a bad key
+    with pytest.raises(SpecError, match="3 problems"):
+        parse({"name": "s", "storag": "x", "grid": {"density": [0], "criterion": ["nope"]}})
 
 
 def test_load_reports_yaml_and_file_errors(tmp_path):
