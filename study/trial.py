@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import shutil
 import socket
 import subprocess
 import time
@@ -59,8 +60,7 @@ class TrialRun:
         self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
         if resume_from and self.checkpoint_dir and not (self.checkpoint_dir / ckpt.FILENAME).exists():
             self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-            with open(resume_from, "rb") as src, open(self.checkpoint_dir / ckpt.FILENAME, "wb") as dst:
-                dst.write(src.read())
+            shutil.copyfile(resume_from, self.checkpoint_dir / ckpt.FILENAME)
         self.trainer = Trainer(config, checkpoint_dir=self.checkpoint_dir, checkpoint_seconds=checkpoint_seconds)
         self._provenance = {"trial_id": self.id, "device_used": str(self.trainer.device),
                             "host": socket.gethostname(), "resumed_from": self.trainer.resumed_from or 0,
