@@ -279,7 +279,39 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .runner import load_study_spec, plan
+    """``run`` and ``resume``. SIGTERM (scancel, a time limit) stops them as Ctrl-C does, from the
+    first moment: exit code 130 and how to continue, whatever was under way."""
+    from .runner import SPEC_FILE, defer_sigterm
+
+    before = defer_sigterm()
+    try:
+        return _run_study(args)
+    except KeyboardInterrupt:
+        target = args.spec if args.command == "run" else args.study
+        folder = _study_dir_of(args)
+        saved = folder is not None and ParquetStore(folder).fs.get_file_info(
+            f"{ParquetStore(folder).path}/{SPEC_FILE}").is_file
+        how = f"dst-study resume {folder}" if saved else f"dst-study run {target}"
+        print(f"dst-study: stopped before the study ended; `{how}` continues it", file=sys.stderr)
+        return _EXIT_INTERRUPTED
+    finally:
+        if before is not None:
+            signal.signal(signal.SIGTERM, before)
+
+
+def _study_dir_of(args: argparse.Namespace) -> str | None:
+    """The folder of the study ``run``/``resume`` names, or None where even that cannot be read."""
+    try:
+        if args.command == "resume":
+            return open_study(args.study).root
+        from .spec import load as load_spec
+        return load_spec(args.spec).study_dir
+    except (DstError, StoreError, OSError):
+        return None
+
+
+def _run_study(args: argparse.Namespace) -> int:
+    from .runner import load_study_spec, plan, stop_if_requested
     from .runner import run as run_study
     from .spec import load as load_spec
     if args.command == "run":
@@ -297,6 +329,7 @@ def _run(args: argparse.Namespace) -> int:
         if p.outdated:
             print(f"  {len(p.outdated)} of the done trials ran an older algorithm revision than this dst-study's "
                   f"({dst_core.ALGORITHM_REVISION}): they count as done; --rerun-outdated runs them again")
+    stop_if_requested()  # a SIGTERM while the spec was read and checked
     if args.dry_run:
         for c in p.missing:
             where = " (resumes from checkpoint)" if trial_id(c) in p.resume_from else ""

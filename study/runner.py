@@ -31,8 +31,8 @@ from .store import ParquetStore
 from .trial import trial_label
 from .trial_id import trial_id
 
-__all__ = ["COMPACT_ABOVE", "LISTING_FILE", "Listing", "Plan", "SPEC_FILE", "WAVE_SIZE", "checkpoints", "listing", "load_study_spec",
-           "plan", "run"]
+__all__ = ["COMPACT_ABOVE", "LISTING_FILE", "Listing", "Plan", "SPEC_FILE", "WAVE_SIZE", "checkpoints",
+           "defer_sigterm", "listing", "load_study_spec", "plan", "run", "sigterm_as_ctrl_c", "stop_if_requested"]
 
 WAVE_SIZE = 2000  # trials per Tune experiment (Tune's driver state grows with trial count)
 COMPACT_ABOVE = 200  # part files; reads slow down with their number (docs/benchmarks.md)
@@ -165,11 +165,37 @@ def load_study_spec(study_dir: str) -> StudySpec:
     return parse(data, path).at(study_dir)
 
 
-def _forward_sigterm_to_sigint():
-    """The SIGTERM handler this replaced, or None where signals cannot be set (not the main thread)."""
+_stop = threading.Event()  # a SIGTERM arrived while a stop could not be taken at once
+
+
+def defer_sigterm():
+    """Note a SIGTERM (scancel, a time limit) for :func:`stop_if_requested` instead of acting on it:
+    while torch or Ray are being imported, an exception raised by a signal handler can leave them
+    half-initialised. Returns the handler it replaced, or None off the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    _stop.clear()
+    return signal.signal(signal.SIGTERM, lambda *_: _stop.set())
+
+
+def stop_if_requested() -> None:
+    """Stop as Ctrl-C does (KeyboardInterrupt) if a SIGTERM was noted."""
+    if _stop.is_set():
+        raise KeyboardInterrupt
+
+
+def sigterm_as_ctrl_c():
+    """Make SIGTERM stop the study as Ctrl-C does, at once; returns the handler it replaced, or None
+    off the main thread. Set once nothing is being imported (Tune's SIGINT handler ends the running
+    trials, whose checkpoints stay for a resume)."""
     if threading.current_thread() is not threading.main_thread():
         return None
     return signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
+
+
+def _restore(handler) -> None:
+    if handler is not None:
+        signal.signal(signal.SIGTERM, handler)
 
 
 def run(p: Plan, *, address: str | None = None, max_concurrent: int | None = None, num_cpus: float | None = None,
@@ -193,35 +219,39 @@ def run(p: Plan, *, address: str | None = None, max_concurrent: int | None = Non
 
 def _run(p: Plan, lease: StudyLease, *, address: str | None, max_concurrent: int | None, num_cpus: float | None,
          num_gpus: float | None, verbose: bool, log: Callable[[str], None], console: Console | None) -> None:
+    save_spec(p.spec, p.trials)  # at once: a study stopped from here on is resumed from its folder
     to_search = p.spec.search.n_trials - len(p.done) if p.spec.search is not None else 0
     if not p.missing and to_search <= 0:
         lease.confirm()
-        save_spec(p.spec, p.trials)
         return
     from .runners import ray_tune  # Ray loads only when something runs
     progress = Progress(len(p.missing) + max(to_search, 0), log, console, title=p.spec.name)
-    # Ray starts while the lease settles (a rival that raced us would have written by the time it is up)
-    started = ray_tune.start_ray(address, num_cpus, num_gpus, verbose)
+    before = signal.getsignal(signal.SIGTERM) if threading.current_thread() is threading.main_thread() else None
+    started = False
     try:
+        stop_if_requested()  # a SIGTERM while the modules loaded
+        # Ray starts while the lease settles (a rival that raced us has written by the time it is up)
+        started = ray_tune.start_ray(address, num_cpus, num_gpus, verbose)
+        sigterm_as_ctrl_c()  # from here a SIGTERM stops at once (it replaces Ray's own handler)
+        stop_if_requested()
         lease.confirm()
     except BaseException:
         progress.close()
         if started:
             ray_tune.stop_ray()
+        _restore(before)
         raise
-    save_spec(p.spec, p.trials)
+    save_spec(p.spec, p.trials)  # again: had a rival raced us to the lease, ours is the spec that stays
     log(ray_tune.describe_cluster())
     unfit = ray_tune.unfit_resources(p.spec.resources.cpu, p.spec.resources.gpu)
     if unfit and address is None:  # a private local Ray never grows: Tune would wait forever
         progress.close()
         if started:
             ray_tune.stop_ray()
+        _restore(before)
         raise SpecError(f"{unfit}; lower resources.cpu / resources.gpu, or run on a cluster that has such a node")
     if unfit:
         log(f"{unfit}; waiting for the cluster's autoscaler to add such a node")
-    # SIGTERM (scancel, a time limit) stops the study as Ctrl-C does: Tune's SIGINT handler ends the
-    # running trials, whose checkpoints stay for a resume. Set after Ray's start, which installs its own.
-    sigterm = _forward_sigterm_to_sigint()
     try:
         # Tune takes URIs as they are; local folders must be absolute
         tune_dir = f"{p.spec.study_dir}/tune" if "://" in p.spec.study_dir else f"{p.store.path}/tune"
@@ -246,7 +276,6 @@ def _run(p: Plan, lease: StudyLease, *, address: str | None, max_concurrent: int
         progress.close()
         if started:
             ray_tune.stop_ray()
-        if sigterm is not None:
-            signal.signal(signal.SIGTERM, sigterm)
+        _restore(before)
     if len(p.store.files("trials")) > COMPACT_ABOVE:
         p.store.compact()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import signal
 from typing import Any, Sequence
 
 import ray
@@ -183,10 +184,16 @@ def start_ray(address: str | None, num_cpus: float | None, num_gpus: float | Non
     kwargs = dict(include_dashboard=False, log_to_driver=verbose,
                   logging_level=logging.INFO if verbose else logging.ERROR,
                   runtime_env={"worker_process_setup_hook": "study.runners.trainable.warm_up"})
-    if address:
-        ray.init(address=address, **kwargs)
-    else:
-        ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus, **kwargs)
+    try:
+        if address:
+            ray.init(address=address, **kwargs)
+        else:
+            ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus, **kwargs)
+    except BaseException as e:
+        ray.shutdown()  # whatever part of Ray had started
+        if isinstance(e, SystemExit) and e.code == signal.SIGTERM:  # Ray's own SIGTERM handler, mid-start
+            raise KeyboardInterrupt from None
+        raise
     return True
 
 

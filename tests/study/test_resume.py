@@ -64,6 +64,30 @@ def test_sigterm_stops_the_study_cleanly(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("moment", ["checking the spec", "starting Ray"])
+def test_sigterm_before_the_first_trial_stops_with_the_way_to_continue(tmp_path, moment):
+    spec = {"name": "early", "storage": str(tmp_path), "base": BASE, "grid": {"density": [0.1, 0.3]}}
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    driver = subprocess.Popen(_cli("run", str(path), "--num-cpus", "1"), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=ENV, start_new_session=True)
+    if moment == "checking the spec":
+        time.sleep(1.5)  # importing torch, validating: the signal is noted and taken once that is done
+    else:
+        deadline = time.time() + 60  # the lease is taken just before Ray starts
+        while not (tmp_path / "early" / "driver.lease").exists() and time.time() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)
+    driver.send_signal(signal.SIGTERM)
+    out, err = driver.communicate(timeout=120)
+    assert driver.returncode == 130, out + err
+    continue_with = f"dst-study resume {tmp_path / 'early'}" if moment == "starting Ray" else "dst-study "
+    assert "dst-study: stopped before the study ended; `" + continue_with in err, err
+    assert err.count("\n") == 1, err  # one line, no traceback
+    assert not (tmp_path / "early" / "trials").exists() and not (tmp_path / "early" / "driver.lease").exists()
+
+
+@pytest.mark.slow
 def test_sigkill_driver_then_resume(tmp_path):
     driver, study = _start_midway(tmp_path)
     os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray it started: a lost login node
