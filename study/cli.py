@@ -287,11 +287,11 @@ def _run(args: argparse.Namespace) -> int:
     try:
         return _run_study(args)
     except KeyboardInterrupt:
-        target = args.spec if args.command == "run" else args.study
         folder = _study_dir_of(args)
-        saved = folder is not None and ParquetStore(folder).fs.get_file_info(
-            f"{ParquetStore(folder).path}/{SPEC_FILE}").is_file
-        how = f"dst-study resume {folder}" if saved else f"dst-study run {target}"
+        store = None if folder is None else ParquetStore(folder)
+        saved = store is not None and store.fs.get_file_info(f"{store.path}/{SPEC_FILE}").is_file
+        target = f"run {args.spec}" if args.command == "run" else f"resume {args.study}"
+        how = f"dst-study resume {folder}" if saved else f"dst-study {target}"
         print(f"dst-study: stopped before the study ended; `{how}` continues it", file=sys.stderr)
         return _EXIT_INTERRUPTED
     finally:
