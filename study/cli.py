@@ -281,7 +281,8 @@ def _validate(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     """``run`` and ``resume``. SIGTERM (scancel, a time limit) stops them as Ctrl-C does, from the
     first moment: exit code 130 and how to continue, whatever was under way."""
-    from .runner import SPEC_FILE, defer_sigterm
+    from .runner import SPEC_FILE
+    from .signals import defer_sigterm
 
     before = defer_sigterm()
     try:
@@ -311,7 +312,8 @@ def _study_dir_of(args: argparse.Namespace) -> str | None:
 
 
 def _run_study(args: argparse.Namespace) -> int:
-    from .runner import load_study_spec, plan, stop_if_requested
+    from .runner import load_study_spec, plan
+    from .signals import stop_if_requested
     from .runner import run as run_study
     from .spec import load as load_spec
     if args.command == "run":

@@ -25,14 +25,15 @@ from dst_core import ALGORITHM_REVISION, TrainConfig
 from dst_core import checkpoint as ckpt
 
 from .lease import StudyLease
+from .signals import sigterm_as_ctrl_c, stop_if_requested
 from .progress import Progress
 from .spec import SpecError, StudySpec, parse
 from .store import ParquetStore
-from .trial import trial_label
+from .trial import POSITION_FILE, trial_label
 from .trial_id import trial_id
 
-__all__ = ["COMPACT_ABOVE", "LISTING_FILE", "Listing", "Plan", "SPEC_FILE", "WAVE_SIZE", "checkpoints",
-           "defer_sigterm", "listing", "load_study_spec", "plan", "run", "sigterm_as_ctrl_c", "stop_if_requested"]
+__all__ = ["COMPACT_ABOVE", "LISTING_FILE", "Listing", "Plan", "SPEC_FILE", "WAVE_SIZE", "checkpoints", "listing",
+           "load_study_spec", "plan", "run"]
 
 WAVE_SIZE = 2000  # trials per Tune experiment (Tune's driver state grows with trial count)
 COMPACT_ABOVE = 200  # part files; reads slow down with their number (docs/benchmarks.md)
@@ -74,17 +75,24 @@ def plan(spec: StudySpec, retry_failed: bool = False, rerun_outdated: bool = Fal
 
 
 def checkpoints(store: ParquetStore, ids: set[str]) -> dict[str, str]:
-    """Newest checkpoint per trial id under ``<study>/tune/<wave>/<trial id>/checkpoint_*/``."""
+    """Newest checkpoint per trial id under ``<study>/tune/<wave>/<trial id>/checkpoint_*/``.
+
+    Tune copies a checkpoint into its folder file by file, so a driver killed mid-copy leaves a
+    newest folder that may be incomplete beside the previous, complete one: a folder whose position
+    file arrived is preferred (studies older than that file have none anywhere)."""
     if not ids:
         return {}
     infos = store.fs.get_file_info(pafs.FileSelector(f"{store.path}/tune", allow_not_found=True, recursive=True))
+    files = {i.path for i in infos if i.type == pafs.FileType.File}
     found: dict[str, str] = {}
-    for info in sorted(infos, key=lambda i: i.path):  # waves and checkpoint indices sort by time
-        parts = info.path.split("/")
-        if info.type == pafs.FileType.File and parts[-1] == ckpt.FILENAME and len(parts) >= 3 \
-                and parts[-3] in ids and parts[-2].startswith("checkpoint_"):
-            found[parts[-3]] = info.path
-    return found
+    positioned: dict[str, str] = {}
+    for path in sorted(files):  # waves and checkpoint indices sort by time
+        parts = path.split("/")
+        if parts[-1] == ckpt.FILENAME and len(parts) >= 3 and parts[-3] in ids and parts[-2].startswith("checkpoint_"):
+            found[parts[-3]] = path
+            if f"{path.rpartition('/')[0]}/{POSITION_FILE}" in files:
+                positioned[parts[-3]] = path
+    return {**found, **positioned}
 
 
 def save_spec(spec: StudySpec, trials: list[TrainConfig] | None = None) -> None:
@@ -163,34 +171,6 @@ def load_study_spec(study_dir: str) -> StudySpec:
         raise SpecError(f"{study_dir}: no {SPEC_FILE}; this study was not started by 'dst-study run' "
                         "(run the spec itself to continue it)") from None
     return parse(data, path).at(study_dir)
-
-
-_stop = threading.Event()  # a SIGTERM arrived while a stop could not be taken at once
-
-
-def defer_sigterm():
-    """Note a SIGTERM (scancel, a time limit) for :func:`stop_if_requested` instead of acting on it:
-    while torch or Ray are being imported, an exception raised by a signal handler can leave them
-    half-initialised. Returns the handler it replaced, or None off the main thread."""
-    if threading.current_thread() is not threading.main_thread():
-        return None
-    _stop.clear()
-    return signal.signal(signal.SIGTERM, lambda *_: _stop.set())
-
-
-def stop_if_requested() -> None:
-    """Stop as Ctrl-C does (KeyboardInterrupt) if a SIGTERM was noted."""
-    if _stop.is_set():
-        raise KeyboardInterrupt
-
-
-def sigterm_as_ctrl_c():
-    """Make SIGTERM stop the study as Ctrl-C does, at once; returns the handler it replaced, or None
-    off the main thread. Set once nothing is being imported (Tune's SIGINT handler ends the running
-    trials, whose checkpoints stay for a resume)."""
-    if threading.current_thread() is not threading.main_thread():
-        return None
-    return signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
 
 
 def _restore(handler) -> None:

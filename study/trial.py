@@ -20,12 +20,14 @@ import shutil
 import socket
 import subprocess
 import time
+import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from dst_core import ALGORITHM_REVISION, TrainConfig, __version__
 from dst_core.config import KINDS, UNUSED_BY_KIND
+from dst_core.errors import CheckpointMismatchError, DstWarning
 from dst_core.summary import METRICS, summarise
 
 from .trial_id import trial_id
@@ -58,10 +60,20 @@ class TrialRun:
         self.started = time.perf_counter()  # an attempt's seconds include loading data and the model
         self.config, self.id = config, trial_id(config)
         self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
-        if resume_from and self.checkpoint_dir and not (self.checkpoint_dir / ckpt.FILENAME).exists():
+        copied = bool(resume_from and self.checkpoint_dir and not (self.checkpoint_dir / ckpt.FILENAME).exists())
+        if copied:
             self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(resume_from, self.checkpoint_dir / ckpt.FILENAME)
-        self.trainer = Trainer(config, checkpoint_dir=self.checkpoint_dir, checkpoint_seconds=checkpoint_seconds)
+        try:
+            self.trainer = Trainer(config, checkpoint_dir=self.checkpoint_dir, checkpoint_seconds=checkpoint_seconds)
+        except CheckpointMismatchError as e:
+            if not copied:
+                raise
+            # an earlier driver's checkpoint that cannot be used (cut short when that driver died):
+            # the trial starts over rather than fail
+            warnings.warn(f"{e}; the trial starts over", DstWarning, stacklevel=2)
+            (self.checkpoint_dir / ckpt.FILENAME).unlink()
+            self.trainer = Trainer(config, checkpoint_dir=self.checkpoint_dir, checkpoint_seconds=checkpoint_seconds)
         self._provenance = {"trial_id": self.id, "device_used": str(self.trainer.device),
                             "host": socket.gethostname(), "resumed_from": self.trainer.resumed_from or 0,
                             "torch_version": _torch_version(), "dst_study_version": __version__,

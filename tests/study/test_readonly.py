@@ -111,3 +111,33 @@ def test_the_trial_row_is_built_in_one_place_for_every_path(tmp_path):
     assert row["final_test_accuracy"] == pytest.approx(0.53) and len(history) == 3 and jaccard == []
     (failed,), history, _ = result_rows(config, {"epoch": 2}, status="failed", started_at=T0, error="x")
     assert failed["epochs_done"] == 2 and failed["status"] == "failed" and history == []
+
+
+def test_a_checkpoint_cut_short_by_a_killed_driver_is_passed_over(tmp_path):
+    """Tune copies a checkpoint file by file: the newest folder of a killed driver may lack its position
+    file (and be incomplete); the previous, complete one is used. A study older than position files
+    still finds its newest checkpoint."""
+    from study.runner import checkpoints
+
+    store = ParquetStore(str(tmp_path / "s"))
+    trial = tmp_path / "s" / "tune" / "wave-1" / "abc"
+    for index, positioned in ((1, True), (2, False)):
+        folder = trial / f"checkpoint_00000{index}"
+        folder.mkdir(parents=True)
+        (folder / "checkpoint.pt").write_bytes(b"x")
+        if positioned:
+            (folder / POSITION_FILE).write_text('{"epoch": 1}')
+    assert checkpoints(store, {"abc"})["abc"].endswith("checkpoint_000001/checkpoint.pt")
+    (trial / "checkpoint_000001" / POSITION_FILE).unlink()  # as an older study left them
+    assert checkpoints(store, {"abc"})["abc"].endswith("checkpoint_000002/checkpoint.pt")
+
+
+def test_an_unusable_checkpoint_of_an_earlier_driver_restarts_the_trial(tmp_path):
+    from dst_core.errors import DstWarning
+    from study.trial import TrialRun
+
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(b"PK\x03\x04 a zip cut short")
+    with pytest.warns(DstWarning, match="unreadable.*the trial starts over"):
+        run = TrialRun(TrainConfig(epochs=1, update_period=10, device="cpu"), tmp_path / "work", resume_from=str(cut))
+    assert run.trainer.resumed_from is None and run.trainer.epoch == 0
