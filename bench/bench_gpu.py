@@ -22,11 +22,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import table, write_section  # noqa: E402
 
+from study.queries import most_at_once  # noqa: E402
 from study.runner import plan, run  # noqa: E402
 from study.spec import parse  # noqa: E402
 from study.store import ParquetStore  # noqa: E402
@@ -47,17 +47,6 @@ def fake_cifar10(root: Path, per_batch: int = 10_000) -> Path:
             pickle.dump({b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
                          b"labels": rng.integers(0, 10, n).tolist()}, f)
     return root
-
-
-def most_at_once(trials: pd.DataFrame) -> int:
-    """The most trials whose [start, end] intervals overlap."""
-    events = sorted([(t, 1) for t in trials["started_at"]] + [(t, -1) for t in trials["ended_at"]],
-                    key=lambda e: (e[0], e[1]))
-    running = best = 0
-    for _, step in events:
-        running += step
-        best = max(best, running)
-    return best
 
 
 def measure(model: str, fraction: float, storage: Path, data_root: Path | None, smoke: bool) -> dict:

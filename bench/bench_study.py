@@ -117,17 +117,6 @@ def _trials(study_dir: Path):
     return trials
 
 
-def _most_at_once(trials) -> int:
-    """The most trials whose [start, end] intervals overlap at one moment."""
-    events = sorted([(t, 1) for t in trials["started_at"]] + [(t, -1) for t in trials["ended_at"]],
-                    key=lambda e: (e[0], e[1]))
-    running = most = 0
-    for _, step in events:
-        running += step
-        most = max(most, running)
-    return most
-
-
 def _copy_example(name: str, storage: Path) -> Path:
     data = yaml.safe_load((ROOT / "examples" / f"{name}.yaml").read_text())
     data["storage"] = str(storage)
@@ -158,6 +147,7 @@ def main() -> int:
         _alone_worker(args.alone_worker)
         return 0
 
+    from study.queries import most_at_once
     from study.spec import parse
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-study-"))
@@ -217,7 +207,7 @@ def main() -> int:
             [f"its ideal: its trials' seconds summed / {args.cpus}", f"{quick_ideal:.1f} s", ""],
             ["quick / ideal", f"{quick['wall'] / quick_ideal:.3f}", ""],
             [f"`examples/search.yaml` ({len(search_trials)} trials): most trials running at once",
-             f"{_most_at_once(search_trials)}", f"{args.cpus}: **{verdict(_most_at_once(search_trials) >= args.cpus)}**"],
+             f"{most_at_once(search_trials)}", f"{args.cpus}: **{verdict(most_at_once(search_trials) >= args.cpus)}**"],
             ["search wall time / its ideal", f"{search['wall']:.1f} s / {search_ideal:.1f} s = "
              f"{search['wall'] / search_ideal:.3f}", ""],
             *[[f"`dst-study {name}` on the quick study (whole process, median of 5)", f"{s:.2f} s",

@@ -18,7 +18,7 @@ import pandas as pd
 from . import filters
 from .store import TABLES, ParquetStore, StoreError
 
-__all__ = ["default_root", "open_study", "query"]
+__all__ = ["default_root", "most_at_once", "open_study", "query"]
 
 
 def default_root() -> Path:
@@ -66,3 +66,15 @@ def query(store: ParquetStore, table: str = "trials", where: str | None = None,
     if condition:
         frame = frame[condition.mask(frame)]
     return frame[wanted].reset_index(drop=True)
+
+
+def most_at_once(trials: pd.DataFrame) -> int:
+    """The most trials whose [``started_at``, ``ended_at``] intervals overlap at one moment: how many
+    slots a study really used (an end and a start at the same instant do not overlap)."""
+    events = sorted([(t, 1) for t in trials["started_at"]] + [(t, -1) for t in trials["ended_at"]],
+                    key=lambda e: (e[0], e[1]))
+    running = most = 0
+    for _, step in events:
+        running += step
+        most = max(most, running)
+    return most

@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from dst_core import TrainConfig, Trainer
+from study.queries import most_at_once
 from study.runner import plan, run
 from study.runners.ray_tune import FAULT_ENV
 from study.spec import parse
@@ -124,13 +125,7 @@ def test_fractional_gpus_pack_four_trials(tmp_path, fault_file):
     expected = "cuda:0" if torch.cuda.is_available() else "cpu"
     assert set(trials["device_used"]) == {expected}
     # most trials running at one moment: 4 (1 logical GPU / 0.25), never more
-    events = sorted([(t, 1) for t in trials["started_at"]] + [(t, -1) for t in trials["ended_at"]],
-                    key=lambda e: (e[0], e[1]))
-    running = peak = 0
-    for _, delta in events:
-        running += delta
-        peak = max(peak, running)
-    assert peak == 4
+    assert most_at_once(trials) == 4
 
 
 def test_trial_whose_final_checkpoint_outlived_its_driver_is_stored(tmp_path, fault_file):
