@@ -46,4 +46,5 @@ def summarise(history: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "best_test_accuracy": best_test["test_accuracy"],
         "best_epoch": best_test["epoch"],
         "update_seconds": sum(m["update_seconds"] for m in history),
+        "n_updates": sum(m.get("n_updates") or 0 for m in history),  # 0: the mask never changed
     }

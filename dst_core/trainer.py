@@ -38,7 +38,7 @@ from .models import build_model
 from .schedules import UpdateSchedule, drop_schedule
 from .topology import TopologyUpdater, derive_generator, resolve_order
 
-__all__ = ["Diverged", "Interrupted", "Trainer", "n_kept_for_training", "resolve_device", "train"]
+__all__ = ["Diverged", "Interrupted", "Trainer", "n_kept_for_training", "resolve_device", "static_reason", "train"]
 
 # stream ids for derive_generator, so no two kinds of draw share a generator
 _MASK_INIT, _DATA_ORDER, _AUGMENT = -2, -3, -4
@@ -79,17 +79,26 @@ def _check_counts(counts: Mapping[str, int], shapes: Mapping[str, tuple[int, ...
                       f"at least {high:.3g} for this model")
 
 
-def _warn_if_static(cfg: TrainConfig, total_steps: int) -> None:
-    """Settings under which a DST run never changes its mask deserve a word before it trains."""
-    stop = math.floor(cfg.stop_fraction * total_steps)
+def static_reason(cfg: TrainConfig, train_examples: int) -> str | None:
+    """Why a DST run of ``cfg`` on ``train_examples`` training examples (before the validation split)
+    would never change its mask, or None. The trainer warns with it, and a study names such cells
+    before any trial runs (a data set registers its ``train_size`` for that)."""
+    steps = math.ceil(n_kept_for_training(train_examples, cfg.val_fraction) / cfg.batch_size)
+    stop = math.floor(cfg.stop_fraction * cfg.epochs * steps)
     if cfg.update_period >= stop:
-        warnings.warn(f"update_period {cfg.update_period} >= the {stop} steps in which updates may happen "
-                      f"({cfg.epochs} epochs x {total_steps // cfg.epochs} steps, stop_fraction "
-                      f"{cfg.stop_fraction:g}): no topology update will happen, the run is static", DstWarning,
-                      stacklevel=3)
-    elif cfg.drop_fraction == 0 and (cfg.schedule == "constant" or cfg.eta_min == 0):
-        warnings.warn("drop_fraction 0: every topology update removes nothing, the run is static", DstWarning,
-                      stacklevel=3)
+        return (f"update_period {cfg.update_period} >= the {stop} steps in which updates may happen "
+                f"({cfg.epochs} epochs x {steps} steps, stop_fraction {cfg.stop_fraction:g}): no topology update "
+                f"will happen, the run is static")
+    if cfg.drop_fraction == 0 and (cfg.schedule == "constant" or cfg.eta_min == 0):
+        return "drop_fraction 0: every topology update removes nothing, the run is static"
+    return None
+
+
+def _warn_if_static(cfg: TrainConfig, train_examples: int) -> None:
+    """Settings under which a DST run never changes its mask deserve a word before it trains."""
+    reason = static_reason(cfg, train_examples)
+    if reason:
+        warnings.warn(reason, DstWarning, stacklevel=3)
 
 
 def _loss_and_correct(out: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -134,7 +143,7 @@ class Trainer:
                 drop_schedule(cfg.schedule, cfg.drop_fraction, self.total_steps, cfg.eta_min),
                 UpdateSchedule(cfg.update_period, math.floor(cfg.stop_fraction * self.total_steps)),
                 cfg.scope, cfg.seed, cfg.criterion_params, cfg.grown_momentum)
-            _warn_if_static(cfg, self.total_steps)
+            _warn_if_static(cfg, len(self.data.train_y))
         self.update_order = resolve_order(cfg.update_order, cfg.criterion)
         # position and progress (all in the checkpoint)
         self.epoch = 0  # epochs completed

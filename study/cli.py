@@ -45,11 +45,11 @@ from dst_core.summary import summarise
 
 from .plots import KINDS, plot
 from .comparison import columns_for, compare, default_axes, default_metric, ranking
-from .queries import open_study, query
+from .queries import open_study, query, table_columns
 from .trial_id import trial_id
 from .render import FORMATS, print_comparison, print_frame
-from .store import STATUSES, TABLES, ParquetStore, StoreError, UnreadableFileWarning
-from .trial import TrialRun, count_by_kind, read_position, result_rows, trial_label, utc_now
+from .store import STATUSES, TABLES, ParquetStore, StoreError, UnreadableFileWarning, WriteFailed
+from .trial import TrialRun, count_by_kind, never_updating, read_position, result_rows, trial_label, utc_now
 
 __all__ = ["main"]
 
@@ -131,7 +131,8 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
     q.add_argument("--table", choices=sorted(TABLES), default="trials")
     q.add_argument("--where", help="filter, e.g. \"criterion == 'snip' and density < 0.2\" (columns, literals, "
                                    "comparisons, in / not in lists, and / or / not, parentheses)")
-    q.add_argument("--columns", nargs="+", help="columns to show (default: all)")
+    q.add_argument("--columns", nargs="+", help="columns to show, or 'all' (default: all in csv and json, a "
+                                                "readable few in a table)")
     q.add_argument("--format", choices=FORMATS, default="table")
 
     c = sub.add_parser("compare", help="pivot a metric: rows x columns, mean ± std over seeds, best and ties "
@@ -272,10 +273,16 @@ def _validate(args: argparse.Namespace) -> int:
     if spec.search is None:
         trials = spec.trials()
         what = f"{len(trials)} trials ({count_by_kind(trials)})"
+        _warn_never_updating(trials, spec.axes)
     else:
         what = f"an Optuna search of {spec.search.n_trials} trials"
     print(f"{args.spec}: valid: study {spec.name!r} with {what}, results in {spec.study_dir}")
     return 0
+
+
+def _warn_never_updating(configs, axes) -> None:
+    for line in never_updating(configs, axes):
+        print(f"dst-study: warning: {line}", file=sys.stderr)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -284,15 +291,26 @@ def _run(args: argparse.Namespace) -> int:
     from .runner import SPEC_FILE
     from .signals import defer_sigterm
 
+    from .lease import LeaseLost
     before = defer_sigterm()
     try:
         return _run_study(args)
-    except KeyboardInterrupt:
+    except LeaseLost as e:  # the other driver goes on with the study: nothing to continue here
+        print(f"dst-study: stopped: {e}; this driver's running trials kept their checkpoints", file=sys.stderr)
+        return _EXIT_INTERRUPTED
+    except (KeyboardInterrupt, WriteFailed) as e:
         folder = _study_dir_of(args)
         store = None if folder is None else ParquetStore(folder)
-        saved = store is not None and store.fs.get_file_info(f"{store.path}/{SPEC_FILE}").is_file
+        try:
+            saved = store is not None and store.fs.get_file_info(f"{store.path}/{SPEC_FILE}").is_file
+        except OSError:
+            saved = False
         target = f"run {args.spec}" if args.command == "run" else f"resume {args.study}"
         how = f"dst-study resume {folder}" if saved else f"dst-study {target}"
+        if isinstance(e, WriteFailed):  # a full disk: what is done is kept, the rest waits for space
+            print(f"dst-study: error: {e}; the study stopped, what is done is kept: free space, then `{how}` "
+                  "continues it", file=sys.stderr)
+            return _EXIT_FAILED
         print(f"dst-study: stopped before the study ended; `{how}` continues it", file=sys.stderr)
         return _EXIT_INTERRUPTED
     finally:
@@ -331,6 +349,7 @@ def _run_study(args: argparse.Namespace) -> int:
         if p.outdated:
             print(f"  {len(p.outdated)} of the done trials ran an older algorithm revision than this dst-study's "
                   f"({dst_core.ALGORITHM_REVISION}): they count as done; --rerun-outdated runs them again")
+        _warn_never_updating(p.missing, spec.axes)
     stop_if_requested()  # a SIGTERM while the spec was read and checked
     if args.dry_run:
         for c in p.missing:
@@ -349,8 +368,13 @@ def _run_study(args: argparse.Namespace) -> int:
         print(f"dst-study: stopped with {missing} trials still to run; `dst-study resume {spec.study_dir}` "
               "continues the study", file=sys.stderr)
         return _EXIT_INTERRUPTED
-    failed = (trials["status"] == "failed").sum()
-    return 1 if failed else _report_problems(store)
+    failed = int((trials["status"] == "failed").sum())
+    if failed:  # the closing line, also of a study whose every trial failed (it has no table above)
+        again = f"run {args.spec}" if args.command == "run" else f"resume {spec.study_dir}"
+        print(f"dst-study: {failed} of {len(trials)} trials failed; `dst-study status {spec.study_dir}` shows their "
+              f"errors, `dst-study {again} --retry-failed` runs them again", file=sys.stderr)
+        return _EXIT_FAILED
+    return _report_problems(store)
 
 
 def _closing_table(spec, trials) -> None:
@@ -368,7 +392,16 @@ def _closing_table(spec, trials) -> None:
 
 def _query(args: argparse.Namespace) -> int:
     store = open_study(args.study)
-    print_frame(query(store, args.table, args.where, args.columns), args.format)
+    frame = query(store, args.table, args.where, None if args.columns == ["all"] else args.columns)
+    if args.format == "table" and not args.columns:  # every column would squeeze each to nothing
+        shown = table_columns(args.table, frame)
+        print_frame(frame[shown], args.format)
+        if len(shown) < len(frame.columns):
+            sys.stdout.flush()
+            print(f"{len(shown)} of {len(frame.columns)} columns shown; --columns all shows every one, --columns NAME "
+                  "... chooses (--format csv and json hold them all)", file=sys.stderr)
+    else:
+        print_frame(frame, args.format)
     return _report_problems(store)
 
 
@@ -403,8 +436,8 @@ def _checkpoint_at(store: ParquetStore, path: str) -> str:
     if position is None:
         try:
             position = ckpt.load(path)["position"]
-        except (DstError, KeyError, OSError) as e:
-            return f"an unusable checkpoint ({str(e)[:80]})"
+        except (DstError, KeyError, OSError) as e:  # named whole: a path cut in two helps nobody
+            return f"an unusable checkpoint: {str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}"
     return f"checkpoint at epoch {position['epoch']}" + (f", batch {position['batch']}" if position.get("batch") else "")
 
 
@@ -430,12 +463,12 @@ def _status(args: argparse.Namespace) -> int:
         found = checkpoints(store, {i for i, _ in missing})
         print(f"  spec: {spec.total} trials, {n_missing} missing" + (f" ({len(found)} with checkpoints)"
                                                                   if found else "")
-              + ("; run `dst-study resume STUDY` to finish" if n_missing else ""))
+              + (f"; `dst-study resume {store.root}` finishes it" if n_missing else ""))
         for i, label in missing[:_SHOW_MISSING]:
             where = f", {_checkpoint_at(store, found[i])}" if i in found else ""
             print(f"  missing {i} ({label}{where})")
         if len(missing) > _SHOW_MISSING:
-            print(f"  ... and {len(missing) - _SHOW_MISSING} more (`dst-study resume STUDY --dry-run` lists all)")
+            print(f"  ... and {len(missing) - _SHOW_MISSING} more (`dst-study resume {store.root} --dry-run` lists all)")
     failed = trials[trials["status"] == "failed"].sort_values("ended_at").tail(5)
     for row in failed.itertuples():
         first_line = str(row.error).strip().splitlines()[-1] if isinstance(row.error, str) else ""

@@ -47,6 +47,7 @@ class Comparison:
     alpha: float = 0.05
     higher_is_better: bool = True
     tables: list[tuple[dict, pd.DataFrame]] = field(default_factory=list)  # (split values, its cells)
+    notes: list[str] = field(default_factory=list)  # what a reader must know to read the tables right
 
     @property
     def caption(self) -> str:
@@ -86,8 +87,8 @@ def columns_for(metric: str | None, rows: str, cols: str) -> list[str]:
     from): ids, status, kind and revision, every config axis, the metric. Reading only these, a
     comparison of 100,000 trials skips the other two thirds of the table."""
     metrics = [metric] if metric else ["test_accuracy_at_best_val", "final_test_accuracy"]
-    return list(dict.fromkeys(["trial_id", "status", "kind", "algorithm_revision", *CONFIG_COLUMNS, *metrics,
-                               rows, cols]))
+    return list(dict.fromkeys(["trial_id", "status", "kind", "algorithm_revision", "n_updates", *CONFIG_COLUMNS,
+                               *metrics, rows, cols]))
 
 
 def default_metric(trials: pd.DataFrame) -> str:
@@ -184,7 +185,7 @@ def compare(trials: pd.DataFrame, metric: str = "final_test_accuracy", rows: str
             for kind in REFERENCES]
     cells = pd.concat([cells, *[r for r in refs if not r.empty]], ignore_index=True)
     cells = _rank(cells, samples, split, rows, cols, higher, alpha)
-    comparison = Comparison(metric, rows, cols, split, cells, alpha, higher)
+    comparison = Comparison(metric, rows, cols, split, cells, alpha, higher, notes=_static_note(dst))
     if not split:
         comparison.tables.append(({}, cells))
         return comparison
@@ -192,6 +193,19 @@ def compare(trials: pd.DataFrame, metric: str = "final_test_accuracy", rows: str
         values = values if isinstance(values, tuple) else (values,)
         comparison.tables.append((dict(zip(split, values)), table))
     return comparison
+
+
+def _static_note(dst: pd.DataFrame) -> list[str]:
+    """DST trials that never updated their mask (too few steps for one update period) are static
+    runs under a DST label: their rows rank nothing about pruning criteria."""
+    if "n_updates" not in dst:  # rows written before the column existed: unknown
+        return []
+    never = int((dst["n_updates"] == 0).fillna(False).sum())
+    if not never:
+        return []
+    return [f"{never} of the {len(dst)} DST trials compared never updated their mask (n_updates 0): they ran as "
+            f"static sparse training, so their rows do not compare pruning criteria (dst-study validate names "
+            f"such cells before a study runs)"]
 
 
 def _reference(data: pd.DataFrame, kind: str, metric: str, rows: str, cols: str, split: list[str],

@@ -15,9 +15,10 @@ import ast
 import functools
 import operator
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.dataset as ds
 
 from dst_core.registry import did_you_mean
@@ -31,6 +32,9 @@ LANGUAGE = ("column names, literals (numbers, 'strings', True, False, None), com
 _COMPARE = {ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast.LtE: operator.le,
             ast.Gt: operator.gt, ast.GtE: operator.ge}
 _SHOWN = 120  # characters of a bad expression echoed in a message
+# and / or / not nested deeper than this are refused, as Python refuses 200 nested parentheses: the
+# checks and the evaluation recurse once per level, and a real filter is never more than a few deep
+_DEPTH = 100
 
 
 def _short(text: str) -> str:
@@ -55,17 +59,92 @@ class Filter:
         return _arrow_filter(self.tree)
 
 
-def parse(text: str, columns: Iterable[str], what: str = "--where") -> Filter:
-    """Check ``text`` against the language and the known ``columns``; raise one StoreError if it fails."""
+def parse(text: str, columns: Iterable[str], what: str = "--where",
+          types: Mapping[str, pa.DataType] | None = None) -> Filter:
+    """Check ``text`` against the language and the known ``columns`` (and, given their Arrow ``types``,
+    that each comparison compares like with like); raise one StoreError if it fails."""
     columns = list(columns)
     try:
         tree = ast.parse(text.strip(), mode="eval").body
     except SyntaxError as e:
         raise StoreError(f"{what} {_short(text)!r}: not a valid expression ({e.msg}); the filter language is "
                          f"{LANGUAGE}") from None
+    except RecursionError:  # Python's own parser gives up on thousands of nested `not`
+        raise StoreError(f"{what} {_short(text)!r}: not a valid expression (nested too deeply); the filter "
+                         f"language is {LANGUAGE}") from None
+    if _depth(tree) > _DEPTH:
+        raise StoreError(f"{what} {_short(text)!r}: not a valid expression (and / or / not nested more than "
+                         f"{_DEPTH} deep); the filter language is {LANGUAGE}")
     names: set[str] = set()
     _check(tree, text.strip(), columns, names, what, top=True)
+    if types:
+        _check_types(tree, text.strip(), types, what)
     return Filter(text, tree, frozenset(names))
+
+
+def _depth(tree: ast.AST) -> int:
+    """How deeply ``and`` / ``or`` / ``not`` nest in ``tree``; counted without recursion."""
+    deepest, stack = 0, [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        depth += isinstance(node, (ast.BoolOp, ast.UnaryOp))
+        deepest = max(deepest, depth)
+        stack.extend((child, depth) for child in ast.iter_child_nodes(node))
+    return deepest
+
+
+def _kind(arrow: pa.DataType) -> str | None:
+    """What a column holds, as the language sees it (None: not checked)."""
+    for test, kind in ((pa.types.is_boolean, "boolean"), (pa.types.is_integer, "number"),
+                       (pa.types.is_floating, "number"), (pa.types.is_string, "string"),
+                       (pa.types.is_timestamp, "time"), (pa.types.is_list, "list")):
+        if test(arrow):
+            return kind
+    return None
+
+
+_HOLDS = {"boolean": "True or False", "number": "numbers", "string": "strings", "time": "times", "list": "lists"}
+_LITERAL_KIND = {bool: "boolean", int: "number", float: "number", str: "string"}
+
+
+def _check_types(tree: ast.AST, source: str, types: Mapping[str, pa.DataType], what: str) -> None:
+    """Refuse comparisons of a column with a literal (or a column) of another kind, before anything
+    is read: ``density < 'abc'`` would fail mid-evaluation and ``criterion == 5`` match nothing."""
+    def refuse(column: str, reason: str) -> None:
+        raise StoreError(f"{what} {_short(source)!r}: column {column!r} holds {_HOLDS[kinds[column]]} "
+                         f"({types[column]}){reason}")
+
+    kinds = {name: _kind(t) for name, t in types.items()}
+    lists = ", which the filter language does not compare: only == None and != None apply to it"
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Compare):
+            continue
+        operands = [node.left, *node.comparators]
+        for left, op, right in zip(operands, node.ops, operands[1:]):
+            if isinstance(right, ast.Name) and not isinstance(left, ast.Name):
+                left, right = right, left  # the column first
+            if not isinstance(left, ast.Name) or kinds.get(left.id) is None:
+                continue
+            kind = kinds[left.id]
+            values = right.elts if isinstance(op, (ast.In, ast.NotIn)) else [right]
+            for value in values:
+                if isinstance(value, ast.Name):
+                    other = kinds.get(value.id)
+                    if "list" in (kind, other):
+                        refuse(left.id if kind == "list" else value.id, lists)
+                    if other not in (None, kind):
+                        refuse(left.id, f", {value.id!r} {_HOLDS[other]} ({types[value.id]}): they cannot be "
+                                        "compared")
+                    continue
+                literal = value.operand.value if isinstance(value, ast.UnaryOp) else value.value
+                if literal is None:  # == None / != None: a missing value, in any column
+                    continue
+                if kind == "list":
+                    refuse(left.id, lists)
+                if _LITERAL_KIND[type(literal)] != kind and not (kind == "time" and isinstance(literal, str)):
+                    example = {"boolean": "True or False", "number": "a number", "string": "a 'string'",
+                               "time": "a 'string' such as '2024-05-01 12:00'"}[kind]
+                    refuse(left.id, f", not {literal!r} (a {_LITERAL_KIND[type(literal)]}): compare it with {example}")
 
 
 def _literal(node: ast.AST) -> bool:
@@ -130,7 +209,10 @@ def _compare(op: ast.cmpop, left: Any, right: Any) -> Any:
         value = left if right is None else right
         missing = value.isna() if isinstance(value, pd.Series) else value is None
         return missing if isinstance(op, ast.Eq) else ~missing if isinstance(op, ast.NotEq) else False
-    return _COMPARE[type(op)](left, right)
+    result = _COMPARE[type(op)](left, right)
+    if isinstance(result, pd.Series):  # a missing value is != anything, and matches no other comparison
+        result = result.fillna(isinstance(op, ast.NotEq)).astype(bool)  # (NA in `and` / `not` raises)
+    return result
 
 
 def _evaluate(node: ast.AST, frame: pd.DataFrame) -> Any:

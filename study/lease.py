@@ -7,6 +7,11 @@ driver, a lost node), or at once when its holder ran on this host and its pid is
 is taken over with a message. Only whole-file writes and renames are used, no ``flock``, so it
 works on shared filesystems (NFS) and object stores alike; two drivers racing for a dead lease both
 write and read it back, and the one that does not find its own token there backs off.
+
+A lease file that cannot be read (garbled) counts as held until the file is ``expiry`` seconds old.
+The holder rewrites its lease when the file disappears or is garbled under it; when it finds another
+driver's lease instead, it has lost the study and calls ``on_lost`` (the runner stops as on SIGTERM).
+A heartbeat in the future (clocks of two hosts that disagree) is named as such, with how to clear it.
 """
 
 from __future__ import annotations
@@ -20,15 +25,19 @@ import uuid
 from datetime import datetime, timezone
 from typing import Callable
 
-from .store import ParquetStore, StoreError
+from .store import OutOfSpace, ParquetStore, StoreError, out_of_space, write_atomically
 
-__all__ = ["LEASE_FILE", "StudyBusy", "StudyLease"]
+__all__ = ["LEASE_FILE", "LeaseLost", "StudyBusy", "StudyLease"]
 
 LEASE_FILE = "driver.lease"
 
 
 class StudyBusy(StoreError):
     """Another live driver holds the study."""
+
+
+class LeaseLost(StoreError):
+    """Another driver took the study from this one while it ran."""
 
 
 def _pid_alive(pid: int) -> bool:
@@ -43,8 +52,11 @@ def _pid_alive(pid: int) -> bool:
 
 class StudyLease:
     def __init__(self, store: ParquetStore, heartbeat: float = 10.0, expiry: float = 60.0,
-                 log: Callable[[str], None] = print):
+                 log: Callable[[str], None] = print, on_lost: Callable[[StoreError], None] | None = None):
+        """``on_lost`` is called, from the heartbeat's thread, with :class:`LeaseLost` when another
+        driver took the lease, or :class:`~study.store.OutOfSpace` when it can no longer be written."""
         self.store, self.heartbeat, self.expiry, self.log = store, heartbeat, expiry, log
+        self.on_lost = on_lost or (lambda e: log(f"dst-study: warning: {e}"))
         self.path = f"{store.path}/{LEASE_FILE}"
         self.token = uuid.uuid4().hex
         self.me = {"host": socket.gethostname(), "pid": os.getpid(), "token": self.token,
@@ -53,26 +65,57 @@ class StudyLease:
         self._thread: threading.Thread | None = None
 
     def _read(self) -> dict | None:
+        """The lease, None when there is none; a file that is not a lease reads as ``{"unreadable":
+        True, "age": seconds since it was written}``."""
         try:
             with self.store.fs.open_input_stream(self.path) as f:
-                return json.loads(f.read().decode())
-        except (OSError, ValueError):
+                text = f.read()
+        except FileNotFoundError:
             return None
+        except OSError:
+            text = b""
+        try:
+            lease = json.loads(text.decode())
+            if isinstance(lease, dict) and isinstance(lease.get("token"), str):
+                float(lease.get("heartbeat"))
+                return lease
+        except (ValueError, TypeError):
+            pass
+        try:
+            written = self.store.fs.get_file_info(self.path).mtime
+        except OSError:
+            written = None
+        if written is None:  # gone meanwhile, or no time known: as old as can be only if gone
+            return {"unreadable": True, "age": 0.0}
+        return {"unreadable": True, "age": time.time() - written.timestamp()}
 
     def _write(self) -> None:
-        tmp = f"{self.path}.{self.token}.tmp"
-        with self.store.fs.open_output_stream(tmp) as out:
-            out.write(json.dumps({**self.me, "heartbeat": time.time()}).encode())
-        self.store.fs.move(tmp, self.path)
+        data = json.dumps({**self.me, "heartbeat": time.time()}).encode()
+        write_atomically(self.store.fs, self.path, lambda out: out.write(data))
 
     def _dead(self, lease: dict) -> str | None:
         """Why ``lease`` no longer holds, or None while its driver lives."""
+        if lease.get("unreadable"):
+            return f"it is unreadable and {lease['age']:.0f}s old" if lease["age"] > self.expiry else None
         if lease.get("host") == socket.gethostname() and not _pid_alive(int(lease.get("pid", -1))):
             return f"its process {lease.get('pid')} on this host is gone"
         age = time.time() - float(lease.get("heartbeat", 0))
         if age > self.expiry:
             return f"its heartbeat stopped {age:.0f}s ago"
         return None
+
+    def _busy(self, held: dict) -> StudyBusy:
+        """The refusal for a live (or not yet expired) lease held by another driver."""
+        if held.get("unreadable"):
+            return StudyBusy(f"{self.path}: unreadable lease, written {held['age']:.0f}s ago; it counts as held "
+                             f"until it is {self.expiry:.0f}s old. If no driver runs this study, delete it")
+        ahead = float(held.get("heartbeat", 0)) - time.time()
+        if ahead > self.heartbeat:
+            return StudyBusy(f"{self.store.root}: the lease of host {held.get('host')}, pid {held.get('pid')} has a "
+                             f"heartbeat {ahead:.0f}s in the future: the clocks of that host and this one disagree, "
+                             f"so it cannot expire. If no driver runs this study, delete {self.path}")
+        return StudyBusy(f"{self.store.root}: another driver runs this study (host {held.get('host')}, pid "
+                         f"{held.get('pid')}, since {held.get('since')}); wait for it to end or stop it")
 
     SETTLE = 1.0  # seconds after our write by which a rival that raced us has written too
 
@@ -87,7 +130,8 @@ class StudyLease:
         held = self._read()
         if held and held.get("token") != self.token:
             why = self._dead(held)
-            if why is None and time.time() - float(held.get("heartbeat", 0)) > 2 * self.heartbeat:
+            if why is None and not held.get("unreadable") \
+                    and time.time() - float(held.get("heartbeat", 0)) > 2 * self.heartbeat:
                 # beats were missed (a driver killed on another host, just before a resubmission):
                 # wait for the lease to beat again or expire rather than refuse
                 self.log(f"waiting up to {self.expiry:.0f}s for the lease of {self.store.root} held by host "
@@ -103,8 +147,7 @@ class StudyLease:
                     else:
                         why = self._dead(held)
             if why is None:
-                raise StudyBusy(f"{self.store.root}: another driver runs this study (host {held.get('host')}, pid "
-                                f"{held.get('pid')}, since {held.get('since')}); wait for it to end or stop it")
+                raise self._busy(held)
             self.log(f"taking over {self.store.root} from a driver that is gone (host {held.get('host')}, pid "
                      f"{held.get('pid')}: {why})")
         self._write()
@@ -122,10 +165,18 @@ class StudyLease:
 
     def _beat(self) -> None:
         while not self._stop.wait(self.heartbeat):
-            if (self._read() or {}).get("token") != self.token:
-                self.log(f"dst-study: warning: lost the lease of {self.store.root} to another driver")
+            held = self._read()
+            if held is not None and not held.get("unreadable") and held.get("token") != self.token:
+                self.on_lost(LeaseLost(f"another driver took over {self.store.root} (host {held.get('host')}, pid "
+                                       f"{held.get('pid')}, since {held.get('since')})"))
                 return
-            self._write()
+            try:  # ours, or gone or garbled under us: still ours, written again
+                self._write()
+            except OSError as e:
+                if out_of_space(e):
+                    self.on_lost(OutOfSpace(self.store.root, self.store.path))
+                    return
+                self.log(f"dst-study: warning: could not refresh the lease of {self.store.root}: {e}")
 
     def release(self) -> None:
         self._stop.set()

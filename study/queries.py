@@ -16,9 +16,13 @@ from typing import Sequence
 import pandas as pd
 
 from . import filters
+from .comparison import default_metric, varying_axes
 from .store import TABLES, ParquetStore, StoreError
 
-__all__ = ["default_root", "most_at_once", "open_study", "query"]
+__all__ = ["default_root", "most_at_once", "open_study", "query", "table_columns"]
+
+# what a terminal table of history shows unless asked: its 16 columns squeeze one to nothing
+_HISTORY_SHOWN = ["trial_id", "epoch", "train_loss", "val_accuracy", "test_accuracy", "density"]
 
 
 def default_root() -> Path:
@@ -59,13 +63,22 @@ def query(store: ParquetStore, table: str = "trials", where: str | None = None,
     if unknown:
         raise StoreError(f"unknown column(s) {', '.join(map(repr, unknown))} in table {table!r} "
                          f"(columns: {', '.join(names)})")
-    condition = filters.parse(where, names) if where else None
+    condition = filters.parse(where, names, types=dict(zip(names, TABLES[table].types))) if where else None
     used = sorted(condition.names) if condition else []
     pushed = condition.arrow() if condition and table != "trials" else None
     frame = store.read(table, list(dict.fromkeys([*wanted, *used])), pushed)
     if condition:
         frame = frame[condition.mask(frame)]
     return frame[wanted].reset_index(drop=True)
+
+
+def table_columns(table: str, frame: pd.DataFrame) -> list[str]:
+    """The columns of ``frame`` (read from ``table``) that a terminal table shows by default: for
+    trials the id, status and kind, the config axes its DST trials vary, the seed and the metric
+    ``compare`` ranks; for history a few per-epoch metrics; jaccard's five all."""
+    if table == "trials":
+        return ["trial_id", "status", "kind", *varying_axes(frame), "seed", default_metric(frame)]
+    return _HISTORY_SHOWN if table == "history" else list(frame.columns)
 
 
 def most_at_once(trials: pd.DataFrame) -> int:

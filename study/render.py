@@ -60,6 +60,10 @@ def _label(value) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
+def _order(value) -> tuple:
+    return str(type(value)), value
+
+
 def _row_order(table: pd.DataFrame, rows: str) -> list:
     dst = sorted(table.loc[table["kind"] == "dst", rows].unique(), key=str)
     return dst + [r for r in ("static", "dense") if (table[rows] == r).any()]
@@ -72,15 +76,18 @@ def comparison_tables(c: Comparison, percent: bool = True) -> list[tuple[str, li
     out = []
     for values, table in c.tables:
         title = ", ".join(f"{axis} = {_label(v)}" for axis, v in values.items())
-        columns = sorted(table.loc[table["kind"] == "dst", c.cols].unique(), key=lambda v: (str(type(v)), v))
-        at = {}  # (row, column) -> its cell, the first of any duplicates
+        columns = sorted(table.loc[table["kind"] == "dst", c.cols].unique(), key=_order)
+        if not columns:  # baselines only: their own columns, or one for the dense value that spans them all
+            columns = sorted(table[c.cols].dropna().unique(), key=_order) or [None]
+        at = {}  # (row, column) -> its cell, the first of any duplicates; None: a value for every column
         for cell in table.to_dict("records"):
-            at.setdefault((cell[c.rows], cell[c.cols]), cell)
+            col = cell[c.cols]
+            at.setdefault((cell[c.rows], None if not isinstance(col, tuple) and pd.isna(col) else col), cell)
         body = []
         for row in _row_order(table, c.rows):
             cells = []
             for col in columns:
-                cell = at.get((row, col))
+                cell = at.get((row, col)) or at.get((row, None))
                 if cell is None:
                     cells.append("–")
                     continue
@@ -89,7 +96,8 @@ def comparison_tables(c: Comparison, percent: bool = True) -> list[tuple[str, li
                 text += " ★" if cell["best"] else " ☆" if cell["tied"] else ""
                 cells.append(text)
             body.append([str(row), *cells])
-        out.append((title, [f"{c.rows} \\ {c.cols}", *map(_label, columns)], body))
+        out.append((title, [f"{c.rows} \\ {c.cols}", *("all" if col is None else _label(col) for col in columns)],
+                    body))
     return out
 
 
@@ -113,3 +121,5 @@ def print_comparison(c: Comparison, fmt: str = "table", file: TextIO | None = No
             styled = [f"[bold]{t}[/bold]" if t.endswith("★") else t for t in row]
             table.add_row(*styled)
         console.print(table)
+    for note in c.notes:
+        console.print(f"note: {note}", markup=False)

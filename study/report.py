@@ -66,6 +66,7 @@ def _comparison(c: Comparison) -> str:
     parts = [f"<p class='note'>{html.escape(comparison_caption(c))}</p>"]
     for title, header, body in comparison_tables(c):
         parts.append(_table(header, body, title, ref_rows=("static", "dense")))
+    parts += [f"<p class='note'>Note: {html.escape(note)}</p>" for note in c.notes]
     return "\n".join(parts)
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import signal
 import threading
 import time
@@ -25,11 +24,11 @@ from dst_core import ALGORITHM_REVISION, TrainConfig
 from dst_core import checkpoint as ckpt
 
 from .lease import StudyLease
-from .signals import sigterm_as_ctrl_c, stop_if_requested
+from .signals import clear_stop_reason, request_stop, sigterm_as_ctrl_c, stop_if_requested, stop_reason
 from .progress import Progress
-from .spec import SpecError, StudySpec, parse
-from .store import ParquetStore
-from .trial import POSITION_FILE, trial_label
+from .spec import SpecError, StudySpec, from_yaml
+from .store import OutOfSpace, ParquetStore, out_of_space, write_atomically
+from .trial import POSITION_FILE, read_position, trial_label
 from .trial_id import trial_id
 
 __all__ = ["COMPACT_ABOVE", "LISTING_FILE", "Listing", "Plan", "SPEC_FILE", "WAVE_SIZE", "checkpoints", "listing",
@@ -48,7 +47,7 @@ class Plan:
     trials: list[TrainConfig]  # every trial of the spec
     done: dict[str, str]  # trial id -> status, for the spec's trials already in the store
     missing: list[TrainConfig]  # to run now
-    resume_from: dict[str, str]  # trial id -> checkpoint left by an earlier wave
+    resume_from: dict[str, str]  # trial id -> checkpoint left by an earlier wave (a URI on an object store)
     outdated: set[str] = field(default_factory=set)  # done by an older algorithm revision
 
 
@@ -70,29 +69,37 @@ def plan(spec: StudySpec, retry_failed: bool = False, rerun_outdated: bool = Fal
     finished = {"completed"} if retry_failed else {"completed", "failed"}
     done = {i: status[i] for i in ids if status.get(i) in finished and not (rerun_outdated and i in old)}
     missing = [c for c, i in zip(trials, ids) if i not in done]
-    return Plan(spec, store, trials, done, missing, checkpoints(store, {i for i in ids if i not in done}),
+    found = checkpoints(store, {i for i in ids if i not in done})
+    return Plan(spec, store, trials, done, missing, {i: store.uri(path) for i, path in found.items()},
                 set(done) & old)
 
 
 def checkpoints(store: ParquetStore, ids: set[str]) -> dict[str, str]:
-    """Newest checkpoint per trial id under ``<study>/tune/<wave>/<trial id>/checkpoint_*/``.
+    """Newest usable checkpoint per trial id under ``<study>/tune/<wave>/<trial id>/checkpoint_*/``.
 
-    Tune copies a checkpoint into its folder file by file, so a driver killed mid-copy leaves a
-    newest folder that may be incomplete beside the previous, complete one: a folder whose position
-    file arrived is preferred (studies older than that file have none anywhere)."""
+    Tune copies a checkpoint into its folder file by file, so a driver killed mid-copy or a full disk
+    leaves a newest folder that is cut short beside the previous, whole one. A folder is usable when
+    its position file reads and its checkpoint has the size the position gives (positions written
+    before they recorded it: any non-empty checkpoint); a study older than position files has none
+    anywhere, and then its newest non-empty checkpoint is taken."""
     if not ids:
         return {}
     infos = store.fs.get_file_info(pafs.FileSelector(f"{store.path}/tune", allow_not_found=True, recursive=True))
-    files = {i.path for i in infos if i.type == pafs.FileType.File}
-    found: dict[str, str] = {}
-    positioned: dict[str, str] = {}
-    for path in sorted(files):  # waves and checkpoint indices sort by time
+    sizes = {i.path: i.size for i in infos if i.type == pafs.FileType.File}
+    folders: dict[str, list[str]] = {}
+    for path in sorted(sizes):  # waves and checkpoint indices sort by time
         parts = path.split("/")
         if parts[-1] == ckpt.FILENAME and len(parts) >= 3 and parts[-3] in ids and parts[-2].startswith("checkpoint_"):
-            found[parts[-3]] = path
-            if f"{path.rpartition('/')[0]}/{POSITION_FILE}" in files:
-                positioned[parts[-3]] = path
-    return {**found, **positioned}
+            folders.setdefault(parts[-3], []).append(path)
+    found = {}
+    for tid, paths in folders.items():
+        positioned = [p for p in paths if f"{p.rpartition('/')[0]}/{POSITION_FILE}" in sizes]
+        for path in reversed(positioned or paths):
+            position = read_position(path, store.fs.open_input_stream) if positioned else {}
+            if sizes[path] and position is not None and position.get("bytes", sizes[path]) == sizes[path]:
+                found[tid] = path
+                break
+    return found
 
 
 def save_spec(spec: StudySpec, trials: list[TrainConfig] | None = None) -> None:
@@ -117,10 +124,7 @@ def _sha256(text: str) -> str:
 
 
 def _write_atomically(store: ParquetStore, name: str, text: str) -> None:
-    tmp = f"{store.path}/.{name}.tmp-{os.getpid()}"
-    with store.fs.open_output_stream(tmp) as out:
-        out.write(text.encode())
-    store.fs.move(tmp, f"{store.path}/{name}")
+    write_atomically(store.fs, f"{store.path}/{name}", lambda out: out.write(text.encode()))
 
 
 def _read_text(store: ParquetStore, name: str) -> str | None:
@@ -166,11 +170,11 @@ def load_study_spec(study_dir: str) -> StudySpec:
     path = f"{store.path}/{SPEC_FILE}"
     try:
         with store.fs.open_input_stream(path) as f:
-            data = yaml.safe_load(f.read().decode())
+            text = f.read().decode()
     except OSError:
         raise SpecError(f"{study_dir}: no {SPEC_FILE}; this study was not started by 'dst-study run' "
                         "(run the spec itself to continue it)") from None
-    return parse(data, path).at(study_dir)
+    return from_yaml(text, path, storage=False).at(study_dir)
 
 
 def _restore(handler) -> None:
@@ -188,13 +192,27 @@ def run(p: Plan, *, address: str | None = None, max_concurrent: int | None = Non
     runs a study at a time (:class:`~study.lease.StudyLease`); another stops with StudyBusy.
     """
     p.store.check_writable()  # before Ray starts or any trial trains
-    lease = StudyLease(p.store, log=log)
-    lease.claim()
+    clear_stop_reason()
+    # a lost lease or a full disk stops the study as SIGTERM does (trials keep their checkpoints);
+    # the reason is raised once everything has stopped
+    lease = StudyLease(p.store, log=log, on_lost=request_stop)
     try:
-        _run(p, lease, address=address, max_concurrent=max_concurrent, num_cpus=num_cpus, num_gpus=num_gpus,
-             verbose=verbose, log=log, console=console)
-    finally:
-        lease.release()
+        lease.claim()
+        try:
+            _run(p, lease, address=address, max_concurrent=max_concurrent, num_cpus=num_cpus, num_gpus=num_gpus,
+                 verbose=verbose, log=log, console=console)
+        finally:
+            lease.release()
+    except KeyboardInterrupt:
+        if stop_reason() is not None:
+            raise stop_reason() from None
+        raise
+    except OSError as e:  # the study's own files (spec, lease, compaction) on a full disk
+        if out_of_space(e):
+            raise OutOfSpace(p.store.root, p.store.path) from None
+        raise
+    if stop_reason() is not None:
+        raise stop_reason()
 
 
 def _run(p: Plan, lease: StudyLease, *, address: str | None, max_concurrent: int | None, num_cpus: float | None,
@@ -241,7 +259,7 @@ def _run(p: Plan, lease: StudyLease, *, address: str | None, max_concurrent: int
                 wave=f"search-{time.time_ns()}", optuna_db=f"{p.store.path}/optuna.db", study_name=p.spec.name, done=len(p.done),
                 cpu=p.spec.resources.cpu, gpu=p.spec.resources.gpu, retries=p.spec.retries,
                 checkpoint_seconds=p.spec.checkpoint_seconds, max_concurrent=max_concurrent or p.spec.max_concurrent,
-                progress=progress, axes=p.spec.axes)
+                progress=progress, axes=p.spec.axes, verbose=verbose)
         for start in range(0, len(p.missing), WAVE_SIZE):
             wave = p.missing[start:start + WAVE_SIZE]
             ray_tune.run_wave(
@@ -257,5 +275,5 @@ def _run(p: Plan, lease: StudyLease, *, address: str | None, max_concurrent: int
         if started:
             ray_tune.stop_ray()
         _restore(before)
-    if len(p.store.files("trials")) > COMPACT_ABOVE:
+    if stop_reason() is None and len(p.store.files("trials")) > COMPACT_ABOVE:
         p.store.compact()

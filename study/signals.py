@@ -5,6 +5,9 @@ leave them half-initialised (it crashed the interpreter), so the signal is only 
 (:func:`defer_sigterm`) and taken at safe points (:func:`stop_if_requested`); once they are loaded
 it is forwarded as SIGINT at once (:func:`sigterm_as_ctrl_c`), so Tune ends the running trials
 and their checkpoints stay for a resume.
+
+The driver stops itself the same way when it cannot go on (:func:`request_stop`: its lease was
+taken, its disk is full), and says why once the trials have stopped (:func:`stop_reason`).
 """
 
 from __future__ import annotations
@@ -13,9 +16,30 @@ import os
 import signal
 import threading
 
-__all__ = ["defer_sigterm", "sigterm_as_ctrl_c", "stop_if_requested"]
+__all__ = ["clear_stop_reason", "defer_sigterm", "request_stop", "sigterm_as_ctrl_c", "stop_if_requested",
+           "stop_reason"]
 
 _stop = threading.Event()  # a SIGTERM arrived while a stop could not be taken at once
+_reason: list[Exception] = []  # why the driver stopped itself, first reason only
+_reason_lock = threading.Lock()
+
+
+def request_stop(reason: Exception) -> None:
+    """Stop the study as Ctrl-C does, from any thread (the lease's heartbeat, a Tune callback); the
+    first ``reason`` is kept for :func:`stop_reason`."""
+    with _reason_lock:
+        if _reason:
+            return
+        _reason.append(reason)
+    os.kill(os.getpid(), signal.SIGINT)
+
+
+def stop_reason() -> Exception | None:
+    return _reason[0] if _reason else None
+
+
+def clear_stop_reason() -> None:
+    _reason.clear()
 
 
 def defer_sigterm():

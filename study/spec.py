@@ -20,11 +20,15 @@
 with the valid choices, missing data folders, an empty grid) and raises one :class:`SpecError`
 listing them all, so a spec is fixed in one pass and nothing starts before it is valid.
 
-``include`` works like the ``include`` of a GitHub Actions matrix, adding cells rather than
-editing them: each entry's keys override the grid's, the grid axes it does not name are crossed
-with it, and its own lists are crossed too. Since a baseline's identity ignores the fields it never
-reads (:data:`dst_core.config.UNUSED_BY_KIND`), ``{static: true}`` crossed with criteria × growth
-× density × seed is one trial per density and seed, and ``{density: 1.0}`` one per seed.
+``include`` adds cells and never edits the grid's: an entry's keys replace the grid's values of
+those axes, the grid axes it does not name are crossed with it, and its own lists are crossed too.
+Unlike the ``include`` of a GitHub Actions matrix, an entry never adds its keys to existing
+combinations: ``{lr: 0.01}`` beside ``grid: {density: [0.1, 0.2]}`` is two more trials (lr 0.01 at
+each density), not lr set on the grid's two. A spec with no ``grid:`` (or an empty or null one)
+runs exactly its ``include`` entries; with neither, it is refused. Since a baseline's identity
+ignores the fields it never reads (:data:`dst_core.config.UNUSED_BY_KIND`), ``{static: true}``
+crossed with criteria × growth × density × seed is one trial per density and seed, and
+``{density: 1.0}`` one per seed.
 """
 
 from __future__ import annotations
@@ -36,16 +40,17 @@ from pathlib import Path
 from typing import Any, Iterator, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from dst_core import TrainConfig
 from dst_core.errors import ConfigError, DstError
 from dst_core.registry import did_you_mean
 
+from .store.parquet import ParquetStore, StoreError, uri_problem
 from .store.schema import METRICS
 from .trial_id import trial_id
 
-__all__ = ["SearchSpec", "SpecError", "StudySpec", "load", "parse"]
+__all__ = ["SearchSpec", "SpecError", "StudySpec", "from_yaml", "load", "parse"]
 
 CONFIG_FIELDS = [f.name for f in dataclasses.fields(TrainConfig)]
 
@@ -86,6 +91,12 @@ class StudySpec(BaseModel):
     # after its last epoch: a retry repeats at most that much work. Slower epochs (CIFAR) checkpoint
     # every epoch; 40 ms MNIST-1D epochs would otherwise spend a fifth of their time saving.
     checkpoint_seconds: float = Field(10.0, ge=0)
+
+    @field_validator("base", "grid", "include", mode="before")
+    @classmethod
+    def _null_is_empty(cls, value: Any, info: ValidationInfo) -> Any:
+        # `grid:` with every axis commented out is YAML null: the same as no grid, not a type error
+        return ([] if info.field_name == "include" else {}) if value is None else value
 
     @property
     def study_dir(self) -> str:
@@ -150,7 +161,7 @@ def _pydantic_problems(error: ValidationError) -> list[str]:
     return problems
 
 
-def _config_problems(spec: StudySpec, data: bool = True) -> list[str]:
+def _config_problems(spec: StudySpec, data: bool = True, storage: bool = True) -> list[str]:
     problems = []
     for section in ("base", "grid"):
         for key in getattr(spec, section):
@@ -208,11 +219,15 @@ def _config_problems(spec: StudySpec, data: bool = True) -> list[str]:
             problems.append("grid and search: give one of them (a search samples its own configs)")
     elif not spec.grid and not spec.include and not problems:
         problems.append("grid: empty; give at least one axis (e.g. density: [0.05, 0.1]) or a search")
+    if uri_problem(spec.storage):
+        problems.append(f"storage: {uri_problem(spec.storage)}")
+    if data and storage and "://" not in spec.storage:  # as `run` checks it, creating nothing
+        try:
+            ParquetStore(spec.study_dir).check_writable(create=False)
+        except StoreError as e:
+            problems.append(f"storage: {e}")
     if problems or not data:
         return problems
-    if "://" not in spec.storage and Path(spec.study_dir).is_file() or Path(spec.storage).is_file():
-        problems.append(f"storage: {spec.storage!r} holds a file where the study's folder would go; "
-                        "give a folder")
     try:
         base = TrainConfig.from_dict(spec.base)
     except ConfigError as e:
@@ -274,22 +289,28 @@ def _data_problems(spec: StudySpec, base: TrainConfig) -> list[str]:
     return problems
 
 
-def parse(data: Any, source: str = "spec") -> StudySpec:
-    """Validate a spec given as a mapping; raise one SpecError listing every problem."""
+def parse(data: Any, source: str = "spec", storage: bool = True) -> StudySpec:
+    """Validate a spec given as a mapping; raise one SpecError listing every problem. ``storage``
+    False leaves out the check that the study folder can be written (a saved spec's storage only
+    says where the study began)."""
     if not isinstance(data, dict):
         raise SpecError(f"{source}: expected a mapping of spec keys, got {type(data).__name__}")
     try:
         spec = StudySpec.model_validate(data)
     except ValidationError as e:
         problems = _pydantic_problems(e)
-        # still report the trial-config problems of sections that parsed, so one pass fixes all
-        base, grid, include = data.get("base", {}), data.get("grid", {}), data.get("include", [])
-        if isinstance(base, dict) and isinstance(grid, dict) and all(isinstance(v, list) for v in grid.values()) \
-                and isinstance(include, list) and all(isinstance(e, dict) for e in include):
-            problems += _config_problems(StudySpec.model_construct(base=base, grid=grid, include=include,
-                                                                   search=None), data=False)
+        # still report the trial-config problems of the parts that parsed, so one pass fixes all: a
+        # part pydantic refused (an include entry that is not a mapping, ...) is left out, keeping the
+        # include entries' numbers
+        base, grid, include = data.get("base") or {}, data.get("grid") or {}, data.get("include") or []
+        axes = {k: v for k, v in grid.items() if isinstance(v, list)} if isinstance(grid, dict) else {}
+        entries = [e if isinstance(e, dict) else {} for e in include] if isinstance(include, list) else []
+        rest = _config_problems(StudySpec.model_construct(base=base if isinstance(base, dict) else {}, grid=axes,
+                                                          include=entries, search=None), data=False)
+        empty = "search" in data or axes != grid  # then "grid: empty" says nothing true
+        problems += [p for p in rest if not (empty and p.startswith("grid: empty"))]
     else:
-        problems = _config_problems(spec)
+        problems = _config_problems(spec, storage=storage)
     if problems:
         lines = "\n".join(f"  {source}: {p}" for p in problems)
         raise SpecError(f"{source}: {len(problems)} problem{'s' if len(problems) > 1 else ''}:\n{lines}")
@@ -302,8 +323,18 @@ def load(path: str | Path) -> StudySpec:
         text = path.read_text()
     except OSError as e:
         raise SpecError(f"{path}: cannot read the spec ({e.strerror})") from None
+    return from_yaml(text, str(path))
+
+
+def from_yaml(text: str, source: str, storage: bool = True) -> StudySpec:
+    """:func:`parse` of a spec's YAML text; a YAML mistake is one line naming ``source`` and where."""
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        raise SpecError(f"{path}: not valid YAML ({e})") from None
-    return parse(data, str(path))
+        mark, context, context_mark = (getattr(e, a, None) for a in ("problem_mark", "context", "context_mark"))
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        started = f" ({context} from line {context_mark.line + 1}, column {context_mark.column + 1})" \
+            if context and context_mark else ""
+        problem = getattr(e, "problem", None) or " ".join(str(e).split())  # PyYAML's own text spans lines
+        raise SpecError(f"{source}: not valid YAML: {problem}{where}{started}") from None
+    return parse(data, source, storage)

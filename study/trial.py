@@ -33,7 +33,7 @@ from dst_core.summary import METRICS, summarise
 from .trial_id import trial_id
 
 __all__ = ["POSITION_FILE", "Rows", "TrialRun", "count_by_kind", "git_commit", "history_rows", "jaccard_rows",
-           "read_position", "result_rows", "trial_label", "trial_row", "utc_now"]
+           "never_updating", "read_position", "result_rows", "trial_label", "trial_row", "utc_now"]
 
 # Beside a trial's checkpoint in a study: its position as JSON, so `status` need not load torch
 POSITION_FILE = "position.json"
@@ -48,8 +48,9 @@ def utc_now() -> datetime:
 class TrialRun:
     """One trial: its trainer, resumed from ``checkpoint_dir`` when that holds its checkpoint.
 
-    ``resume_from`` is a checkpoint file to start from when ``checkpoint_dir`` has none (one that an
-    earlier driver's wave left); ``checkpoint_seconds`` is the trainer's cadence of checkpoints.
+    ``resume_from`` is a checkpoint file (a path or a filesystem URI) to start from when
+    ``checkpoint_dir`` has none (one that an earlier driver's wave left); ``checkpoint_seconds`` is
+    the trainer's cadence of checkpoints.
     """
 
     def __init__(self, config: TrainConfig, checkpoint_dir: str | os.PathLike | None = None, *,
@@ -63,7 +64,11 @@ class TrialRun:
         copied = bool(resume_from and self.checkpoint_dir and not (self.checkpoint_dir / ckpt.FILENAME).exists())
         if copied:
             self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(resume_from, self.checkpoint_dir / ckpt.FILENAME)
+            try:
+                _copy(resume_from, self.checkpoint_dir / ckpt.FILENAME)
+            except FileNotFoundError:  # gone since the driver listed it (another driver ran the trial on)
+                warnings.warn(f"checkpoint {resume_from} is gone; the trial starts over", DstWarning, stacklevel=2)
+                copied = False
         try:
             self.trainer = Trainer(config, checkpoint_dir=self.checkpoint_dir, checkpoint_seconds=checkpoint_seconds)
         except CheckpointMismatchError as e:
@@ -87,7 +92,7 @@ class TrialRun:
             return
         for metrics in self.trainer.epochs(should_stop):
             if self.trainer.saved and self.checkpoint_dir is not None:
-                _write_position(self.checkpoint_dir, self.trainer.epoch)
+                _write_position(self.checkpoint_dir, self.trainer.epoch, self.trainer.checkpoint_path.name)
             yield self.report(metrics), self.trainer.saved
 
     def report(self, metrics: Mapping[str, Any]) -> dict[str, Any]:
@@ -114,9 +119,25 @@ def _jsonable(metrics: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _write_position(folder: Path, epoch: int) -> None:
+def _copy(source: str, target: Path) -> None:
+    """Copy a file given by path or by URI (``s3://…``: a study on an object store, read through
+    pyarrow's filesystem for it, which takes endpoint and credentials from the environment)."""
+    if "://" not in source:
+        shutil.copyfile(source, target)
+        return
+    import pyarrow.fs as pafs  # only a trial resumed from an object store needs it
+
+    fs, path = pafs.FileSystem.from_uri(source)
+    with fs.open_input_stream(path) as src, open(target, "wb") as out:
+        shutil.copyfileobj(src, out, 1 << 20)
+
+
+def _write_position(folder: Path, epoch: int, checkpoint_file: str) -> None:
+    """The position, and the size of the checkpoint it goes with: a copy of the folder cut short (a
+    driver killed mid-copy, a full disk) is told from a whole one by the listing alone."""
     tmp = folder / f".{POSITION_FILE}.tmp"
-    tmp.write_text(json.dumps({"epoch": epoch, "algorithm_revision": ALGORITHM_REVISION}))
+    tmp.write_text(json.dumps({"epoch": epoch, "algorithm_revision": ALGORITHM_REVISION,
+                               "bytes": (folder / checkpoint_file).stat().st_size}))
     os.replace(tmp, folder / POSITION_FILE)
 
 
@@ -172,6 +193,26 @@ def count_by_kind(configs: Sequence[TrainConfig]) -> str:
     """``"550 DST, 55 static, 5 dense"``: how many trials of each kind (kinds with none left out)."""
     counts = {kind: sum(c.kind == kind for c in configs) for kind in KINDS}
     return ", ".join(f"{n} {'DST' if kind == 'dst' else kind}" for kind, n in counts.items() if n)
+
+
+def never_updating(configs: Sequence[TrainConfig], axes: Sequence[str] = ()) -> list[str]:
+    """One line per reason why DST trials of ``configs`` would never update their mask, naming their
+    cells: said by the driver before anything runs, since the trainer's own warning is raised in a
+    Ray worker whose output nobody reads. Data sets without a fixed ``train_size`` are not judged."""
+    from dst_core import DATASETS
+    from dst_core.trainer import static_reason
+
+    groups: dict[str, list[TrainConfig]] = {}
+    for config in configs:
+        size = DATASETS.get(config.dataset).meta.get("train_size") if config.kind == "dst" else None
+        reason = size and static_reason(config, size)
+        if reason:
+            groups.setdefault(reason, []).append(config)
+    lines = []
+    for reason, cells in groups.items():
+        named = ", ".join(trial_label(c, axes) for c in cells[:3]) + (f" and {len(cells) - 3} more" * (len(cells) > 3))
+        lines.append(f"{len(cells)} DST trial{'s' * (len(cells) > 1)} will never update the mask ({named}): {reason}")
+    return lines
 
 
 @functools.cache

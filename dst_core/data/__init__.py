@@ -6,7 +6,9 @@ Each module below registers ``factory(root) -> DataBundle`` in :data:`DATASETS` 
 * ``description`` -- one line for CLI help;
 * ``default_model`` -- the model name used when a config names none;
 * ``input_shape``, ``num_classes`` -- what the loader yields, known without loading anything (a
-  spec's model is checked against them before a study starts).
+  spec's model is checked against them before a study starts);
+* ``train_size`` (optional) -- training examples, when the data set always has that many, so a
+  study can tell before it starts which DST trials would never update their mask.
 
 The small shared helpers (root checks, the "not found" message, standardisation) live here,
 above the imports, so every dataset words its errors the same way.

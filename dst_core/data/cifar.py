@@ -143,6 +143,7 @@ def _bundle(
     default_model="mlp_cifar10",
     input_shape=(3, 32, 32),
     num_classes=10,
+    train_size=50000,
 )
 def load_cifar10(root: Path | None) -> DataBundle:
     return _bundle(
@@ -161,6 +162,7 @@ def load_cifar10(root: Path | None) -> DataBundle:
     default_model="mlp_cifar10",
     input_shape=(3, 32, 32),
     num_classes=100,
+    train_size=50000,
 )
 def load_cifar100(root: Path | None) -> DataBundle:
     return _bundle(

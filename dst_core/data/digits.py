@@ -21,6 +21,7 @@ SPLIT_SEED = 0  # fixed, so every run sees the same 80/20 split
     default_model="mnist1d_mlp",
     input_shape=(64,),
     num_classes=10,
+    train_size=1437,
 )
 def load_digits_bundle(root: Path | None = None) -> DataBundle:
     """Pixels / 16, then standardised with train statistics. ``root`` is ignored."""

@@ -70,6 +70,7 @@ def _find(base: Path, stem: str) -> Path | None:
     default_model="lenet5",
     input_shape=(1, 28, 28),
     num_classes=10,
+    train_size=60000,
 )
 def load_fashion_mnist(root: Path | None) -> DataBundle:
     root = require_root("fashion_mnist", root, _EXPECTED, _HINT)

@@ -97,6 +97,7 @@ def _arrays() -> dict[str, np.ndarray]:
     default_model="mnist1d_mlp",
     input_shape=(40,),
     num_classes=10,
+    train_size=4000,
 )
 def load_mnist1d(root: Path | None = None) -> DataBundle:
     """``root`` is ignored (the data are generated). Tensors are fresh copies on every call."""

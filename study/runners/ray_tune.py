@@ -23,7 +23,8 @@ from ray import tune
 from dst_core import TrainConfig
 
 from ..progress import Progress
-from ..store import ParquetStore
+from ..signals import request_stop, stop_reason
+from ..store import OutOfSpace, ParquetStore, WriteFailed, out_of_space
 from ..trial import result_rows, trial_label, utc_now
 from ..trial_id import trial_id
 from .trainable import FAULT_ENV, trainable
@@ -61,19 +62,37 @@ class StoreWriter(tune.Callback):
         report = trial.last_result or {}
         if status == "completed" and "history" not in report:
             return  # stopped before its last epoch (Ctrl-C, SIGTERM): not done, its checkpoint stays
+        if status == "failed" and out_of_space(error or ""):
+            # the trial's checkpoint could not be saved: the disk's fault, not the trial's. It is not
+            # recorded as failed; the study stops and a resume continues it from its last checkpoint
+            last = (error or "").strip().splitlines()[-1]
+            request_stop(OutOfSpace(self.store.root, self.store.path, f"a trial could not save its checkpoint ({last})"))
+            return
         started = self.started.get(trial.trial_id, utc_now())
         rows = result_rows(cfg, report, status=status, started_at=started, ended_at=utc_now(), error=error)
         try:
             self.store.append(*rows)
         except Exception as e:  # a result that cannot be written is never silently dropped
+            if out_of_space(e):  # nor recorded as a failure: the study stops, its checkpoint stays
+                request_stop(OutOfSpace(self.store.root, self.store.path))
+                return
             error = f"the trial finished but its result could not be stored: {type(e).__name__}: {e}"
             status = "failed"
             rows = result_rows(cfg, {k: v for k, v in report.items() if k != "history"}, status=status,
                                started_at=started, ended_at=utc_now(), error=error)
-            self.store.append(rows[0])
+            try:
+                self.store.append(rows[0])
+            except Exception as again:  # not even the failure can be recorded: the study cannot go on
+                request_stop(OutOfSpace(self.store.root, self.store.path) if out_of_space(again) else
+                             WriteFailed(f"{self.store.root}: results can no longer be written "
+                                         f"({type(again).__name__}: {again})"))
+                return
         row = rows[0][0]
-        what = (f"test {row['final_test_accuracy']:.2%}" if status == "completed"
-                else "FAILED: " + (error or "").strip().splitlines()[-1])
+        if status == "completed":  # the closing table's metric, by its name: the paper's number with a validation set
+            metric = "final_test_accuracy" if row.get("test_accuracy_at_best_val") is None else "test_accuracy_at_best_val"
+            what = f"{metric} {row[metric]:.2%}"
+        else:
+            what = "FAILED: " + (error or "").strip().splitlines()[-1]
         self.progress.finished(
             f"{trial_label(cfg, self.axes)}: {what} ({row['wall_seconds'] or 0:.1f}s)", failed=status == "failed",
             running=sum(t.status == "RUNNING" for t in trials if t is not trial), seconds=row["wall_seconds"])
@@ -110,7 +129,17 @@ def run_wave(configs: list[TrainConfig], store: ParquetStore, *, tune_dir: str, 
             failure_config=tune.FailureConfig(max_failures=retries),
             callbacks=[StoreWriter(store, progress, axes)]),
     )
-    tuner.fit()
+    _fit(tuner)
+
+
+def _fit(tuner: tune.Tuner) -> None:
+    try:
+        tuner.fit()
+    except Exception:
+        if stop_reason() is None:
+            raise
+        # the study stopped itself (a full disk, a lost lease): Tune's own files, read back as it
+        # ends, may be cut short; the reason is what the driver reports
 
 
 _DOMAINS = {"uniform": tune.uniform, "loguniform": tune.loguniform, "int": lambda lo, hi: tune.randint(lo, hi + 1),
@@ -120,7 +149,7 @@ _DOMAINS = {"uniform": tune.uniform, "loguniform": tune.loguniform, "int": lambd
 def run_search(search, base: dict[str, Any], store: ParquetStore, *, n_trials: int, tune_dir: str, wave: str,
                optuna_db: str, study_name: str, done: int, cpu: float, gpu: float, retries: int,
                checkpoint_seconds: float, max_concurrent: int | None, progress: Progress,
-               axes: Sequence[str] = ()) -> None:
+               axes: Sequence[str] = (), verbose: bool = False) -> None:
     """``n_trials`` more trials of an Optuna search (``search`` is a SearchSpec).
 
     The Optuna study lives in ``optuna_db`` (SQLite) under ``study_name``, so a resumed search
@@ -130,6 +159,8 @@ def run_search(search, base: dict[str, Any], store: ParquetStore, *, n_trials: i
     import optuna
     from ray.tune.search.optuna import OptunaSearch
 
+    # Optuna logs at INFO on stderr ("A new study created in RDB ..."): like Ray's, only with --verbose
+    optuna.logging.set_verbosity(optuna.logging.INFO if verbose else optuna.logging.WARNING)
     space = {name: _DOMAINS[kind](*args) for name, domain in search.space.items() for kind, args in domain.items()}
     # Tune lets a searcher other than its grid have one trial pending at a time unless its concurrency
     # is capped, and a trial pends while its worker starts: uncapped, a search ran one trial at a time
@@ -148,7 +179,7 @@ def run_search(search, base: dict[str, Any], store: ParquetStore, *, n_trials: i
             failure_config=tune.FailureConfig(max_failures=retries),
             callbacks=[StoreWriter(store, progress, axes)]),
     )
-    tuner.fit()
+    _fit(tuner)
 
 
 def _slots(cpu: float, gpu: float) -> int:
@@ -179,6 +210,8 @@ def start_ray(address: str | None, num_cpus: float | None, num_gpus: float | Non
     # A failed trial's traceback is in its row and its last line in the progress; Tune's own copy on
     # stderr (logged at ERROR by its controller) shows only with --verbose
     logging.getLogger("ray.tune").setLevel(logging.INFO if verbose else logging.CRITICAL)
+    if not verbose:  # nor Ray's copy of the error of a trial that a stopped study never awaited
+        os.environ.setdefault("RAY_IGNORE_UNHANDLED_ERRORS", "1")
     if ray.is_initialized():
         return False
     kwargs = dict(include_dashboard=False, log_to_driver=verbose,

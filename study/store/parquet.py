@@ -2,8 +2,10 @@
 
 Writes are append-only part files named ``<time_ns>-<random>.parquet``: written under a hidden
 temporary name (ignored by readers) and renamed when complete, so a crash loses at most the file
-being written and never corrupts one. Readers deduplicate by trial id, the newest file winning; a
-trial's history comes from the newest file that holds it. ``compact()`` merges the parts into one
+being written and never corrupts one. Readers deduplicate by trial id: a ``completed`` row wins
+over any other status, and among rows of the same rank the newest file wins; a trial's history
+comes from the file that holds its winning row (history without a trial row in its file's name, an
+append cut short, is no trial's). ``compact()`` merges the parts into one
 file per table without changing what readers see. Unreadable files are reported by name and the
 rest still loads; ``compact()`` moves them, untouched, to ``<root>/quarantine/`` and never deletes
 what it did not merge. A part file whose schema is not the table's (no ``trial_id``, a column of
@@ -13,12 +15,14 @@ another type) counts as unreadable. ``root`` is a local directory or a pyarrow f
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import time
 import uuid
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, BinaryIO, Callable, Iterable, Mapping, Sequence
 
 import pandas as pd
 import pyarrow as pa
@@ -29,7 +33,8 @@ import pyarrow.parquet as pq
 
 from .schema import SCHEMA_VERSION, TABLES
 
-__all__ = ["ParquetStore", "StoreError", "UnreadableFileWarning"]
+__all__ = ["OutOfSpace", "ParquetStore", "StoreError", "UnreadableFileWarning", "WriteFailed", "out_of_space",
+           "uri_problem", "write_atomically"]
 
 PER_TRIAL = ("history", "jaccard")  # tables whose rows are written with, and follow, a trial row
 QUARANTINE = "quarantine"  # where compact() moves part files it could not read, untouched
@@ -43,6 +48,73 @@ class UnreadableFileWarning(UserWarning):
     """A part file could not be read; it was skipped and the rest loaded."""
 
 
+class WriteFailed(StoreError):
+    """A result or a file of the study could not be written: the study cannot go on."""
+
+
+class OutOfSpace(WriteFailed):
+    """The filesystem of a study is full (or over its quota): nothing more can be stored there."""
+
+    def __init__(self, root: str, path: str | None = None, detail: str = ""):
+        where = root if "://" in root else _mount_point(path or root)
+        free = "" if "://" in root else f", {_free_bytes(where) // 1024} KiB free"
+        super().__init__(f"no space left on {where} (the filesystem of {root}{free})" + (detail and f": {detail}"))
+
+
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+_FULL_TEXT = tuple(os.strerror(e) for e in _FULL)  # how the errors read in a worker's traceback
+
+
+def out_of_space(error: BaseException | str) -> bool:
+    """Whether ``error`` (an exception, or a traceback's text) says that a filesystem is full."""
+    if isinstance(error, str):
+        return any(text in error for text in _FULL_TEXT)
+    return isinstance(error, OSError) and (error.errno in _FULL or out_of_space(str(error)))
+
+
+def _mount_point(path: str) -> str:
+    path = os.path.abspath(path)
+    while not os.path.exists(path):
+        path = os.path.dirname(path)
+    while path != os.path.dirname(path) and not os.path.ismount(path):
+        path = os.path.dirname(path)
+    return path
+
+
+def _free_bytes(path: str) -> int:
+    try:
+        return os.statvfs(path).f_bavail * os.statvfs(path).f_frsize
+    except OSError:
+        return 0
+
+
+def uri_problem(root: str) -> str | None:
+    """Why a URI cannot hold a study, or None. A study's folders and files are the URI with paths
+    appended, and Ray Tune's storage and the workers get such URIs too: a query string
+    (``?endpoint_override=…``) would end up mid-path. The environment reaches every process instead."""
+    if "://" in root and "?" in root:
+        return ("a query string ('?...') in a storage URI is not supported: give s3://bucket/prefix, and the "
+                "endpoint and credentials in the environment of every node (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, "
+                "AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION; see README)")
+    return None
+
+
+def write_atomically(fs: pafs.FileSystem, path: str, write: Callable[[BinaryIO], Any]) -> None:
+    """Write ``path`` under a hidden temporary name beside it (readers skip hidden names), then rename
+    it into place: a reader sees the whole file or none. A write that fails (a full disk) removes its
+    temporary file and raises."""
+    folder, name = path.rsplit("/", 1)
+    tmp = f"{folder}/.{name}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        with fs.open_output_stream(tmp) as out:
+            write(out)
+        fs.move(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            fs.delete_file(tmp)
+        raise
+
+
 @dataclass
 class ParquetStore:
     root: str  # local directory or filesystem URI
@@ -53,10 +125,18 @@ class ParquetStore:
 
     def __post_init__(self):
         root = str(self.root)
+        if uri_problem(root):
+            raise StoreError(f"{root}: {uri_problem(root)}")
         if "://" in root:
             self.fs, self.path = pafs.FileSystem.from_uri(root)
         else:
             self.fs, self.path = pafs.LocalFileSystem(), os.path.abspath(root)
+
+    def uri(self, path: str) -> str:
+        """``path`` (inside ``fs``) as another process opens it: a store at a URI lists paths without
+        its scheme (``bucket/…`` on S3), which only this ``fs`` reads; a local path stays as it is."""
+        root = str(self.root).rstrip("/")
+        return f"{root}{path[len(self.path.rstrip('/')):]}" if "://" in root else path
 
     # -- writing ---------------------------------------------------------------------------------
     def append(self, trials: Sequence[Mapping[str, Any]], history: Sequence[Mapping[str, Any]] = (),
@@ -66,28 +146,40 @@ class ParquetStore:
         Returns the part name. The trial rows are written last: they commit the batch.
         """
         name = f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
-        for table, rows in (("history", history), ("jaccard", jaccard), ("trials", trials)):
-            if rows:
-                self._write(table, name, _to_table(rows, TABLES[table]))
+        written = []
+        try:
+            for table, rows in (("history", history), ("jaccard", jaccard), ("trials", trials)):
+                if rows:
+                    self._write(table, name, _to_table(rows, TABLES[table]))
+                    written.append(f"{self.path}/{table}/{name}")
+        except BaseException:  # a batch without its trial rows would leave history rows of no trial
+            for path in written:
+                with contextlib.suppress(OSError):
+                    self.fs.delete_file(path)
+            raise
         return name
 
     def _write(self, table: str, name: str, data: pa.Table) -> None:
         directory = f"{self.path}/{table}"
         self.fs.create_dir(directory, recursive=True)
-        tmp = f"{directory}/.tmp-{name}"
         data = data.replace_schema_metadata({"dst_study_schema_version": SCHEMA_VERSION, "table": table})
-        with self.fs.open_output_stream(tmp) as out:
-            pq.write_table(data, out, compression="zstd")
-        self.fs.move(tmp, f"{directory}/{name}")
+        write_atomically(self.fs, f"{directory}/{name}", lambda out: pq.write_table(data, out, compression="zstd"))
 
-    def check_writable(self) -> None:
+    def check_writable(self, create: bool = True) -> None:
         """Raise StoreError unless the study folder can be created and written: checked before any
-        training, so a result is never computed only to find it has nowhere to go."""
+        training, so a result is never computed only to find it has nowhere to go. ``create=False``
+        (``validate``) leaves nothing behind: its probe goes to the nearest folder that exists."""
         try:
-            if self.fs.get_file_info(self.path).type == pafs.FileType.File:
-                raise StoreError(f"{self.root}: is a file; results need a folder")
-            self.fs.create_dir(self.path, recursive=True)
-            probe = f"{self.path}/.write-check-{uuid.uuid4().hex[:8]}"
+            folder = self.path
+            while (kind := self.fs.get_file_info(folder).type) == pafs.FileType.NotFound and "/" in folder.strip("/"):
+                folder = folder.rstrip("/").rsplit("/", 1)[0]
+            if kind == pafs.FileType.File:
+                raise StoreError(f"{self.root}: {'' if folder == self.path else folder + ' '}is a file; results need "
+                                 "a folder")
+            if create:
+                self.fs.create_dir(self.path, recursive=True)
+                folder = self.path
+            probe = f"{folder}/.write-check-{uuid.uuid4().hex[:8]}"
             with self.fs.open_output_stream(probe) as out:
                 out.write(b"")
             self.fs.delete_file(probe)
@@ -119,22 +211,29 @@ class ParquetStore:
         if unknown:
             raise StoreError(f"unknown column(s) {', '.join(map(repr, unknown))} in table {table!r} "
                              f"(columns: {', '.join(schema.names)})")
-        data = self._scan(table, list(dict.fromkeys(["trial_id", *columns])), filter)
+        wanted = list(dict.fromkeys(["trial_id", *columns]))
         if table == "trials":
+            data = self._scan(table, wanted if "status" in wanted else [*wanted, "status"], filter)
             frame = data.to_pandas(types_mapper=_pandas_type)
-            if not frame["trial_id"].is_unique:  # newest part wins
-                frame = frame.sort_values("__filename", kind="stable").drop_duplicates("trial_id", keep="last")
+            if not frame["trial_id"].is_unique:
+                frame = _winners(frame)
         else:
-            frame = self._newest_rows(data).to_pandas(types_mapper=_pandas_type)
+            frame = self._winning_rows(self._scan(table, wanted, filter)).to_pandas(types_mapper=_pandas_type)
         return frame[columns].reset_index(drop=True)
 
-    def _newest_rows(self, data: pa.Table) -> pa.Table:
-        """Keep each trial's per-trial rows from the part that holds its newest trial row."""
-        parts = self._scan("trials", ["trial_id"], None).to_pandas()
+    def _winning_rows(self, data: pa.Table) -> pa.Table:
+        """Keep each trial's per-trial rows from the part that holds its winning trial row."""
+        # A part whose trial rows never landed (a driver killed mid-append, an append under way) is no
+        # batch: its rows are no trial's, and that trial's next attempt writes them again
+        committed = {os.path.basename(p) for p in self.files("trials")}
+        stray = [p for p in pc.unique(data["__filename"]).to_pylist() if os.path.basename(p) not in committed]
+        if stray:
+            data = data.filter(pc.invert(pc.is_in(data["__filename"], pa.array(stray))))
+        parts = self._scan("trials", ["trial_id", "status"], None).to_pandas()
         repeated = parts["trial_id"].duplicated(keep=False)
         if not repeated.any():
             return data  # every trial was written once, history with it: nothing to drop
-        winner = parts[repeated].drop_duplicates("trial_id", keep="last").set_index("trial_id")["__filename"]
+        winner = _winners(parts[repeated]).set_index("trial_id")["__filename"]
         winner = winner.str.rsplit("/", n=1).str[-1]
         in_question = pc.is_in(data["trial_id"], pa.array(winner.index.to_numpy(dtype=str)))
         rows = data.filter(in_question).to_pandas()
@@ -178,8 +277,8 @@ class ParquetStore:
         warnings.warn(f"skipped unreadable file {path}: {reason}", UnreadableFileWarning, stacklevel=4)
 
     def trial_ids(self, status: str | None = None) -> set[str]:
-        flt = None if status is None else ds.field("status") == status
-        return set(self.read("trials", ["trial_id", "status"], flt)["trial_id"])
+        rows = self.read("trials", ["trial_id", "status"])  # unfiltered: the winning row decides
+        return set(rows["trial_id"] if status is None else rows.loc[rows["status"] == status, "trial_id"])
 
     # -- maintenance -----------------------------------------------------------------------------
     def compact(self) -> dict[str, int]:
@@ -190,7 +289,7 @@ class ParquetStore:
         at any point leaves a store that reads the same.
         """
         parts = {table: self.files(table) for table in (*PER_TRIAL, "trials")}
-        if all(len(p) <= 1 for p in parts.values()):
+        if not parts["trials"] or all(len(p) <= 1 for p in parts.values()):  # no trial rows: no batch to merge
             return {table: 0 for table in parts}
         newest = os.path.basename(parts["trials"][-1])[:-len(".parquet")]
         name = f"{newest}-c.parquet"  # '-' sorts before '.': just below the newest part
@@ -205,11 +304,21 @@ class ParquetStore:
             self.fs.create_dir(target.rsplit("/", 1)[0], recursive=True)
             self.fs.move(path, target)
         self.quarantined = [f"{self.path}/{QUARANTINE}/{p[len(self.path) + 1:]}" for p in unreadable]
+        committed = {os.path.basename(p) for p in parts["trials"]}  # a part without its trial rows stays
         for table in ("trials", *PER_TRIAL):  # trial parts first: their rows decide which history counts
             for path in parts[table]:
-                if not path.endswith(f"/{name}") and path not in unreadable:
+                if not path.endswith(f"/{name}") and path not in unreadable and os.path.basename(path) in committed:
                     self.fs.delete_file(path)
         return {table: len(p) for table, p in parts.items()}
+
+
+def _winners(rows: pd.DataFrame) -> pd.DataFrame:
+    """One trial row per trial id: a completed row beats any other status, whatever order the parts
+    were written in (a failed attempt of a second driver never shadows a finished result); among
+    rows of the same rank, the newest part wins."""
+    completed = (rows["status"] == "completed").fillna(False).to_numpy(dtype=bool)
+    order = rows.assign(__completed=completed).sort_values(["__completed", "__filename"], kind="stable")
+    return order.drop_duplicates("trial_id", keep="last").drop(columns="__completed")
 
 
 def _dataset(files: list[str], fs: pafs.FileSystem, schema: pa.Schema) -> ds.Dataset:

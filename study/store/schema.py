@@ -59,6 +59,7 @@ TRIALS = pa.schema(
         ("best_test_accuracy", pa.float64()), ("best_epoch", pa.int64()), ("final_test_loss", pa.float64()),
         ("final_train_accuracy", pa.float64()), ("final_train_loss", pa.float64()),
         ("final_density", pa.float64()), ("final_itop_rate", pa.float64()),
+        ("n_updates", pa.int64()),
         ("resumed_from", pa.int64()), ("wall_seconds", pa.float64()), ("update_seconds", pa.float64()),
         ("host", pa.string()), ("device_used", pa.string()),
         ("dst_study_version", pa.string()), ("algorithm_revision", pa.int64()), ("torch_version", pa.string()),

@@ -103,3 +103,31 @@ def test_corrupt_part_is_named_and_rest_loads(study, capsys, tmp_path):
     assert main(["status", str(copy)]) == 1  # still answers, but says something was skipped
     captured = capsys.readouterr()
     assert "8 trials" in captured.out and "99999999999999999999-torn.parquet" in captured.err
+
+
+@pytest.mark.parametrize("command", ["status", "resume"])
+def test_a_corrupt_saved_spec_is_one_line_naming_the_file(tmp_path, capsys, command):
+    folder = tmp_path / "s"
+    folder.mkdir()
+    (folder / "spec.yaml").write_text("name: [unclosed\n")
+    assert main([command, str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"dst-study: error: {folder}/spec.yaml: not valid YAML: expected ',' or ']', but got "
+                   "'<stream end>' at line 2, column 1 (while parsing a flow sequence from line 1, column 7)\n")
+
+
+def test_a_query_table_shows_a_readable_few_columns_and_says_how_to_see_all(study, capsys):
+    from study.store import TRIALS
+    capsys.readouterr()
+    assert main(["query", str(study)]) == 0
+    out, err = capsys.readouterr()
+    header = out.splitlines()[0].split()
+    assert [h for h in header if h != "┃"] == ["trial_id", "status", "kind", "density", "criterion", "seed",
+                                              "test_accuracy_at_best_val"]  # the axes this study varies
+    assert err == (f"7 of {len(TRIALS)} columns shown; --columns all shows every one, --columns NAME ... chooses "
+                   "(--format csv and json hold them all)\n")
+    assert main(["query", str(study), "--columns", "all"]) == 0
+    assert capsys.readouterr().err == ""  # asked for
+    for columns in ([], ["--columns", "all"]):  # a machine format holds every column
+        assert main(["query", str(study), *columns, "--format", "csv"]) == 0
+        assert len(capsys.readouterr().out.splitlines()[0].split(",")) == len(TRIALS)

@@ -121,3 +121,13 @@ def test_welch_p_values_equal_scipys():
             t, p = welch(a, b)
             assert t == pytest.approx(expected.statistic, rel=1e-12)
             assert p == pytest.approx(expected.pvalue, rel=1e-9, abs=1e-14)
+
+
+def test_a_study_of_baselines_only_shows_their_means():
+    dense = [("dense", None, None, 1.0, seed, 0.9 + seed / 100) for seed in (1, 2)]
+    c = compare(_frame(dense), "final_test_accuracy", *default_axes(_frame(dense)))
+    assert comparison_tables(c) == [("", ["criterion \\ density", "all"], [["dense", "91.5 ± 0.7"]])]
+    static = [("static", None, None, d, seed, 0.5 + d) for d in (0.1, 0.2) for seed in (1, 2)]
+    _, header, body = comparison_tables(compare(_frame(dense + static)))[0]
+    assert header == ["criterion \\ density", "0.1", "0.2"]
+    assert body == [["static", "60.0 ± 0.0", "70.0 ± 0.0"], ["dense", "91.5 ± 0.7", "91.5 ± 0.7"]]

@@ -72,3 +72,68 @@ def test_library_query_uses_the_same_language(tmp_path):
     with pytest.raises(StoreError, match="is not allowed"):
         query(store, where="density.__class__ == 1")
     assert len(query(store, where="density == 0.1")) == 1
+
+
+def test_a_long_chain_of_not_is_refused_like_deep_parentheses():
+    frame = pd.DataFrame({"seed": [0, 1]})
+    assert list(parse("not " * 100 + "seed == 0", COLUMNS).mask(frame)) == [True, False]
+    for depth, fragment in ((101, "and / or / not nested more than 100 deep"), (5000, "nested too deeply")):
+        with pytest.raises(StoreError) as info:
+            parse("not " * depth + "seed == 0", COLUMNS)
+        message = str(info.value)
+        assert f"not a valid expression ({fragment}" in message and message.count("\n") == 0 and len(message) < 1000
+
+
+@pytest.mark.parametrize("where,fragment", [
+    ("density < 'abc'", "column 'density' holds numbers (double), not 'abc' (a string): compare it with a number"),
+    ("criterion > 5", "column 'criterion' holds strings (string), not 5 (a number): compare it with a 'string'"),
+    ("5 < criterion", "column 'criterion' holds strings (string), not 5 (a number)"),
+    ("criterion == 5", "not 5 (a number)"),  # would match nothing, silently
+    ("seed in [0, 'x']", "column 'seed' holds numbers (int64), not 'x' (a string)"),
+    ("seed == True", "not True (a boolean)"),
+    ("nesterov == 1", "column 'nesterov' holds True or False (bool), not 1 (a number)"),
+    ("lr_milestones == 1", "column 'lr_milestones' holds lists (list<item: double>), which the filter language "
+                           "does not compare: only == None and != None apply to it"),
+    ("lr_milestones == seed", "column 'lr_milestones' holds lists"),
+    ("criterion < density", "column 'criterion' holds strings (string), 'density' numbers (double): they cannot "
+                            "be compared"),
+    ("started_at > 5", "compare it with a 'string' such as '2024-05-01 12:00'"),
+])
+def test_comparing_unlike_types_is_one_line_before_anything_is_read(where, fragment):
+    from study.store import TRIALS
+    with pytest.raises(StoreError) as info:
+        parse(where, TRIALS.names, types=dict(zip(TRIALS.names, TRIALS.types)))
+    assert fragment in str(info.value) and str(info.value).count("\n") == 0
+
+
+@pytest.mark.parametrize("command", [["query"], ["compare"], ["plot", "--kind", "density", "--out", "x.png"]])
+@pytest.mark.parametrize("where", ["density < 'abc'", "criterion > 5", "lr_milestones == 1",
+                                   "not " * 5000 + "seed == 0"])
+def test_bad_filters_are_one_line_and_exit_code_2_in_every_command(tmp_path, capsys, monkeypatch, command, where):
+    from study.cli import main
+    from study.store import ParquetStore
+
+    from .test_store import _trial
+    _trial(ParquetStore(str(tmp_path / "s")), density=0.1)
+    monkeypatch.chdir(tmp_path)
+    assert main([command[0], str(tmp_path / "s"), *command[1:], "--where", where]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("dst-study: error: --where") and err.count("\n") == 1
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_times_and_missing_values_compare_as_before():
+    from study.store import TRIALS
+    types = dict(zip(TRIALS.names, TRIALS.types))
+    for where in ("started_at > '2024-01-01'", "lr_milestones == None", "error != None", "0.05 <= density < 0.2",
+                  "seed > -1", "criterion in ['snip', None]"):
+        parse(where, TRIALS.names, types=types)
+
+
+def test_missing_values_of_the_stores_typed_columns_answer_as_documented(tmp_path):
+    # the store reads strings and integers as pandas' nullable types, whose comparisons give NA
+    frame = pd.DataFrame({"growth": pd.array(["random", None, "gradient"], dtype="string[pyarrow]"),
+                          "seed": pd.array([1, 1, None], dtype="Int64")})
+    for where, rows in (("growth != 'gradient'", [0, 1]), ("seed == 1 and growth != 'gradient'", [0, 1]),
+                        ("not growth == 'gradient'", [0, 1]), ("seed != 1", [2]), ("growth == None", [1])):
+        assert list(frame.index[parse(where, ["growth", "seed"]).mask(frame)]) == rows, where

@@ -1,14 +1,16 @@
 """One driver per study: the lease file, its heartbeat, and taking over from a dead driver."""
 
+import errno
 import json
+import os
 import subprocess
 import sys
 import time
 
 import pytest
 
-from study.lease import LEASE_FILE, StudyBusy, StudyLease
-from study.store import ParquetStore
+from study.lease import LEASE_FILE, LeaseLost, StudyBusy, StudyLease
+from study.store import OutOfSpace, ParquetStore
 
 
 def test_a_second_driver_is_refused_while_the_first_lives_and_takes_over_when_it_dies(tmp_path):
@@ -53,3 +55,60 @@ def test_a_lease_from_another_host_expires_when_its_heartbeat_stops(tmp_path):
         assert json.loads((tmp_path / LEASE_FILE).read_text())["heartbeat"] > before  # it beats
     assert time.monotonic() - started < 5 and "waiting up to 1s" in said[0] and "heartbeat stopped" in said[1]
     assert not (tmp_path / LEASE_FILE).exists()
+
+
+def _rival(path, **fields):
+    lease = {"host": "rival-host", "pid": 4242, "token": "rival", "since": "2026-01-01T00:00:00",
+             "heartbeat": time.time(), **fields}
+    path.write_text(json.dumps(lease))
+
+
+def test_an_unreadable_lease_counts_as_held_until_it_is_old(tmp_path):
+    store = ParquetStore(str(tmp_path))
+    (tmp_path / LEASE_FILE).write_text("garbage, not a lease")
+    with pytest.raises(StudyBusy, match=r"unreadable lease, written \d+s ago; it counts as held until it is 60s old"):
+        StudyLease(store).acquire()
+    old = time.time() - 61
+    os.utime(tmp_path / LEASE_FILE, (old, old))
+    said = []
+    with StudyLease(store, heartbeat=0.2, log=said.append) as lease:
+        assert json.loads((tmp_path / LEASE_FILE).read_text())["token"] == lease.token
+    assert "taking over" in said[0] and "it is unreadable and 61s old" in said[0]
+
+
+def test_the_holder_rewrites_a_lease_that_disappeared_or_was_garbled(tmp_path):
+    lost = []
+    with StudyLease(ParquetStore(str(tmp_path)), heartbeat=0.1, on_lost=lost.append) as lease:
+        for spoil in ((tmp_path / LEASE_FILE).unlink, lambda: (tmp_path / LEASE_FILE).write_text("{")):
+            spoil()
+            time.sleep(0.4)
+            assert json.loads((tmp_path / LEASE_FILE).read_text())["token"] == lease.token
+    assert lost == [] and not (tmp_path / LEASE_FILE).exists()
+
+
+def test_a_holder_whose_lease_another_driver_took_is_told_who_and_leaves_it(tmp_path):
+    lost = []
+    with StudyLease(ParquetStore(str(tmp_path)), heartbeat=0.1, on_lost=lost.append):
+        _rival(tmp_path / LEASE_FILE)
+        time.sleep(0.4)
+    assert len(lost) == 1 and isinstance(lost[0], LeaseLost)
+    assert "another driver took over" in str(lost[0]) and "host rival-host, pid 4242" in str(lost[0])
+    assert json.loads((tmp_path / LEASE_FILE).read_text())["token"] == "rival"  # not deleted on release
+
+
+def test_a_heartbeat_in_the_future_is_named_as_clock_skew(tmp_path):
+    _rival(tmp_path / LEASE_FILE, heartbeat=time.time() + 3600)
+    with pytest.raises(StudyBusy, match=r"heartbeat 3600s in the future: the clocks of that host and this one "
+                                        r"disagree.*If no driver runs this study, delete .*driver.lease"):
+        StudyLease(ParquetStore(str(tmp_path))).acquire()
+
+
+def test_a_heartbeat_that_finds_the_disk_full_stops_the_study(tmp_path, monkeypatch):
+    lost = []
+    lease = StudyLease(ParquetStore(str(tmp_path)), heartbeat=0.1, on_lost=lost.append)
+    with lease:
+        def full():
+            raise OSError(errno.ENOSPC, "No space left on device")
+        monkeypatch.setattr(lease, "_write", full)
+        time.sleep(0.4)
+    assert len(lost) == 1 and isinstance(lost[0], OutOfSpace) and "no space left on /" in str(lost[0])

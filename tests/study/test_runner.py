@@ -144,7 +144,7 @@ def test_trial_whose_final_checkpoint_outlived_its_driver_is_stored(tmp_path, fa
     assert len(ParquetStore(spec.study_dir).read("history")) == 3
 
 
-def test_optuna_search_writes_n_rows_and_a_resumed_search_continues(tmp_path, fault_file):
+def test_optuna_search_writes_n_rows_and_a_resumed_search_continues(tmp_path, fault_file, capfd):
     import optuna
     search = {"metric": "final_test_accuracy", "mode": "max", "seed": 3,
               "space": {"density": {"loguniform": [0.05, 0.5]}, "criterion": {"choice": ["magnitude", "snip"]}}}
@@ -163,6 +163,7 @@ def test_optuna_search_writes_n_rows_and_a_resumed_search_continues(tmp_path, fa
     assert trials["density"].between(0.05, 0.5).all() and set(trials["criterion"]) <= {"magnitude", "snip"}
     study = optuna.load_study(study_name="o", storage=f"sqlite:///{tmp_path / 'o' / 'optuna.db'}")
     assert len(study.trials) == 4  # one Optuna study, continued
+    assert "study" not in capfd.readouterr().err  # Optuna's own log lines show only with --verbose
 
 
 @pytest.mark.parametrize("stopped", [False, True])
@@ -212,6 +213,9 @@ def test_a_failed_trial_is_one_line_without_verbose(fault_file, tmp_path, capfd)
     out, err = capfd.readouterr()
     assert "FAILED: RuntimeError: injected fault at epoch 1" in out
     assert "Traceback" not in out + err  # Tune's copy of the traceback shows only with --verbose
+    # every trial failed, so there is no table: a closing line says so and how to run them again
+    assert err.strip().splitlines()[-1] == (f"dst-study: 1 of 1 trials failed; `dst-study status {tmp_path}/s` shows "
+                                            f"their errors, `dst-study run {spec} --retry-failed` runs them again")
 
 
 def test_a_moved_study_resumes_in_its_folder(fault_file, tmp_path, monkeypatch, capsys):

@@ -176,3 +176,46 @@ def test_search_metric_must_be_a_final_metric():
     with pytest.raises(SpecError, match="search.metric: got 'final_test_acc'; did you mean 'final_test_accuracy'"):
         parse({"name": "s", "search": {"n_trials": 2, "metric": "final_test_acc",
                                        "space": {"density": {"uniform": [0.1, 0.2]}}}})
+
+
+def test_a_non_mapping_include_entry_does_not_hide_the_other_problems():
+    data = _spec(grid={"density": [0.1, 2.0]}, include=[5, {"density": 3.0}, {"statc": True}])
+    with pytest.raises(SpecError, match="4 problems") as info:
+        parse(data, "study.yaml")
+    for fragment in ("include[0]: Input should be a valid dictionary", "grid.density[1]: density: got 2.0",
+                     "include[1].density: density: got 3.0", "include[2].statc: unknown config key 'statc'"):
+        assert fragment in str(info.value)
+    # an axis that is not a list is named once, without a false "grid: empty" beside it
+    with pytest.raises(SpecError, match="2 problems") as info:
+        parse(_spec(grid={"density": 0.1, "criterion": ["nope"]}), "study.yaml")
+    assert "grid.density: Input should be a valid list" in str(info.value) and "grid: empty" not in str(info.value)
+
+
+@pytest.mark.parametrize("grid", ["absent", {}, None])
+def test_no_grid_an_empty_grid_and_a_null_grid_are_the_same(grid):
+    data = {k: v for k, v in _spec().items() if k != "grid"}
+    if grid != "absent":
+        data["grid"] = grid  # `grid:` with every axis commented out is null
+    with pytest.raises(SpecError, match="grid: empty; give at least one axis"):
+        parse(data, "study.yaml")
+    assert len(parse({**data, "include": [{"density": 0.1}, {"density": 1.0}]}).trials()) == 2
+
+
+@pytest.mark.parametrize("storage,fragment", [
+    ("{tmp}/a-file", "{tmp}/a-file is a file; results need a folder"),
+    ("{tmp}/a-file/under", "{tmp}/a-file is a file; results need a folder"),
+    ("/proc/no-such-folder", "cannot write results there"),
+])
+def test_validate_checks_storage_as_run_does_and_creates_nothing(tmp_path, capsys, storage, fragment):
+    from study.cli import main
+    (tmp_path / "a-file").write_text("x")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(_spec(storage=storage.format(tmp=tmp_path))))
+    before = sorted(tmp_path.rglob("*"))
+    for command in (["validate"], ["run", "--dry-run"]):
+        assert main([command[0], str(spec), *command[1:]]) == 2
+        assert f"storage: {storage.format(tmp=tmp_path)}/s: {fragment.format(tmp=tmp_path)}" in capsys.readouterr().err
+    assert sorted(tmp_path.rglob("*")) == before
+    spec.write_text(yaml.safe_dump(_spec(storage=str(tmp_path / "new" / "deeper"))))
+    assert main(["validate", str(spec)]) == 0
+    assert sorted(tmp_path.rglob("*")) == before  # validate made no folder

@@ -1,3 +1,4 @@
+import os
 from datetime import datetime, timezone
 
 import pandas as pd
@@ -59,6 +60,23 @@ def test_latest_row_wins_and_history_follows_it(tmp_path):
     assert len(history) == 2 + 3
 
 
+@pytest.mark.parametrize("failed_first", [True, False])
+def test_a_completed_row_is_never_shadowed_by_another_status(tmp_path, failed_first):
+    """Two drivers on one study (a lost lease): one completes a trial, the other records it failed.
+    Whatever order the parts arrive in, the completed row and its history win, also after compact."""
+    store = ParquetStore(str(tmp_path))
+    cfg = TrainConfig(density=0.1, epochs=3)
+    attempts = [("failed", _history(1, 0.2)), ("completed", _history(3, 0.6))]
+    for status, hist in attempts if failed_first else attempts[::-1]:
+        store.append([trial_row(cfg, hist, status=status, started_at=T0)], history_rows(cfg, hist))
+    for _ in range(2):
+        trials = store.read("trials")
+        assert trials["status"].tolist() == ["completed"] and trials["epochs_done"].tolist() == [3]
+        assert store.trial_ids("failed") == set() and store.trial_ids("completed") == {trial_id(cfg)}
+        assert store.read("history")["test_accuracy"].tolist() == pytest.approx([0.62, 0.64, 0.63])
+        store.compact()
+
+
 def test_compaction_keeps_the_logical_table(tmp_path):
     store = ParquetStore(str(tmp_path))
     for seed in range(5):
@@ -91,6 +109,20 @@ def test_crash_leftovers_lose_only_that_file(tmp_path):
     with pytest.warns(UnreadableFileWarning, match="99999999999999999999-trunc.parquet"):
         trials = store.read("trials")
     assert len(trials) == 2 and "99999999999999999999-trunc.parquet" in store.problems[0]
+
+
+def test_history_of_an_append_cut_short_belongs_to_no_trial(tmp_path):
+    """A driver killed between the history and the trial part of one append (a wide window on S3),
+    then the trial stored again: its history is read once, and compact keeps the stray part."""
+    store = ParquetStore(str(tmp_path))
+    cfg = _trial(store, seed=0)
+    stray = tmp_path / "history" / "00000000000000000001-dead.parquet"
+    stray.write_bytes((tmp_path / "history" / os.path.basename(store.files("trials")[0])).read_bytes())
+    _trial(store, seed=1)
+    assert len(store.read("history")) == 2 * 3
+    store.compact()
+    assert len(store.read("history")) == 2 * 3 and stray.exists()
+    assert list(store.read("history", filter=ds.field("trial_id") == trial_id(cfg))["epoch"]) == [1, 2, 3]
 
 
 def test_filters_columns_and_errors(tmp_path):
