@@ -7,6 +7,7 @@
     dst-study resume STUDY
     dst-study query STUDY [--table trials|history|jaccard] [--where EXPR] [--columns ...] [--format ...]
     dst-study compare STUDY [--metric M] [--rows criterion] [--cols density] [--where EXPR] [--alpha 0.05]
+                      [--test auto|paired|welch] [--correction holm|none] [--reference ROW] [--pool AXIS]
     dst-study plot STUDY --kind density|update-period|curves|jaccard|search --out FILE.png [--where EXPR]
     dst-study report STUDY --out DIR
     dst-study status STUDY
@@ -44,7 +45,7 @@ from dst_core.errors import DstError
 from dst_core.summary import summarise
 
 from .plots import KINDS, plot
-from .comparison import columns_for, compare, default_axes, default_metric, ranking
+from .comparison import CORRECTIONS, TESTS, columns_for, compare, default_axes, default_metric, ranking
 from .queries import open_study, query, table_columns
 from .trial_id import trial_id
 from .render import FORMATS, print_comparison, print_frame
@@ -144,7 +145,18 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
     c.add_argument("--cols", default="density")
     c.add_argument("--where", help="filter selecting the trials to compare (as for query)")
     c.add_argument("--alpha", type=float, default=0.05,
-                   help="significance level of Welch's t-test against the best (default 0.05)")
+                   help="significance level of the tests against the best row or the reference (default 0.05)")
+    c.add_argument("--test", choices=TESTS, default="auto",
+                   help="auto (default): a paired t-test on the seed-wise differences where two cells ran the same "
+                        "seeds, Welch's t-test otherwise; paired or welch force one")
+    c.add_argument("--correction", choices=CORRECTIONS, default="holm",
+                   help="holm (default): Holm's correction over each column's comparisons; none")
+    c.add_argument("--reference", metavar="ROW",
+                   help="compare every row with this row (e.g. magnitude, static) instead of with the best; "
+                        "the table shows the differences with their 95 %% CI")
+    c.add_argument("--pool", metavar="AXIS",
+                   help="pool the cells along AXIS (e.g. density) into one answer per row: the mean of the "
+                        "cells' seed-paired differences, with its CI and p (narrow the cells with --where)")
     c.add_argument("--format", choices=FORMATS, default="table")
 
     pl = sub.add_parser("plot", help="draw a figure of the study as PNG")
@@ -378,14 +390,23 @@ def _run_study(args: argparse.Namespace) -> int:
 
 
 def _closing_table(spec, trials) -> None:
-    """What `run` ends with: the comparison along the spec's axes, or a search's trials ranked."""
+    """What `run` ends with: the comparison along the spec's axes, or a search's trials ranked by its
+    metric with each config's test accuracy beside it (read once per config, never used to rank)."""
     done = trials[trials["status"] == "completed"]
     if done.empty:
         return
     if spec.search is not None:
         metric = spec.search.metric
-        print_frame(ranking(done, metric, list(spec.search.space), spec.search.mode == "max"),
-                    title=f"{metric}: the search's trials, best first")
+        table = ranking(done, metric, list(spec.search.space), spec.search.mode == "max")
+        test = "final_test_accuracy" if done["test_accuracy_at_best_val"].isna().all() else "test_accuracy_at_best_val"
+        title = (f"{metric}: the search's trials ranked on the test set (select_on_test: their test accuracies are "
+                 "optimistic), best first" if "test" in metric else
+                 f"{metric}: the search's trials ranked on validation data, best first")
+        if test != metric:
+            table.insert(list(table.columns).index(metric) + 1, test,
+                         table["trial_id"].map(done.set_index("trial_id")[test]))
+            title += f"; {test}: each config's test accuracy, for reference only"
+        print_frame(table, title=title)
         return
     print_comparison(compare(done, default_metric(done), *default_axes(done)))
 
@@ -409,7 +430,8 @@ def _compare(args: argparse.Namespace) -> int:
     store = open_study(args.study)
     trials = query(store, "trials", args.where, columns_for(args.metric, args.rows, args.cols))
     metric = args.metric or default_metric(trials)
-    print_comparison(compare(trials, metric, args.rows, args.cols, alpha=args.alpha), args.format)
+    print_comparison(compare(trials, metric, args.rows, args.cols, alpha=args.alpha, test=args.test,
+                             correction=args.correction, reference=args.reference, pool=args.pool), args.format)
     return _report_problems(store)
 
 

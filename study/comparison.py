@@ -1,15 +1,19 @@
-"""Comparison tables that say what they average: over seeds, and over nothing else.
+"""Comparison tables that say what they average, which test they ran and what it could detect.
 
 :func:`compare` pivots a metric of the completed trials into ``rows`` × ``cols`` (criterion ×
 density by default). A cell is the mean ± std over **seeds** only: every other config axis that
 varies among the DST trials (growth, update period, ...) splits the comparison into one table per
 value, never pooled. The static and dense baselines are reference rows of every table they apply
-to: static per density, dense as one value. They are not ranked.
+to: static per density, dense as one value.
 
-Per column, the best mean of the DST rows is marked, and every row whose seeds are not
-significantly different from the best's is marked as tied: Welch's t-test (two-sided, unequal
-variances, which suits 3–5 seeds per cell), tied when p ≥ ``alpha`` (0.05). A cell with fewer than
-two seeds is never tested. :func:`ranking` orders the trials of a search by the metric instead.
+Per column, every DST row is compared with the best one (or, with ``reference``, every row with
+that row): a paired t-test on the seed-wise differences when the two cells ran the same seeds (a
+seed fixes initial weights, mask and data order for every criterion: common random numbers),
+Welch's test otherwise (:mod:`study.stats`). The p-values of a column's comparisons are
+Holm-corrected as one family; a row is tied with the best when its adjusted p ≥ ``alpha``. Each
+comparison carries its difference, 95 % confidence interval and the smallest difference it could
+have detected with 80 % power. With ``pool``, the cells along that axis are pooled into one answer
+per row (:func:`study.stats.pool`). :func:`ranking` orders the trials of a search by the metric.
 """
 
 from __future__ import annotations
@@ -22,17 +26,21 @@ import pandas as pd
 
 from dst_core.config import RUN_ONLY_FIELDS, UNUSED_BY_KIND
 
+from . import stats
 from .store import CONFIG_COLUMNS, StoreError
 
-__all__ = ["Comparison", "SPANS", "TEST", "check_one_revision", "compare", "default_axes", "default_metric", "groupable", "ranking", "welch",
-           "trial_kinds", "varying_axes"]
+__all__ = ["CORRECTIONS", "Comparison", "SPANS", "TESTS", "check_one_revision", "columns_for", "compare", "default_axes",
+           "default_metric", "groupable", "ranking", "trial_kinds", "varying_axes"]
 
-TEST = "Welch's two-sided t-test"
+TESTS = ("auto", "paired", "welch")  # auto: paired where the two cells ran the same seeds
+CORRECTIONS = ("holm", "none")
+POWER = 0.8  # the power at which a table states the difference it could detect
 REFERENCES = ("static", "dense")
 # axes that never split a comparison: what is averaged over, and what does not change a result
 _NOT_AXES = {"seed", "static", *RUN_ONLY_FIELDS}
 # a baseline's value spans the axes it never reads; the dense baseline also spans density
 SPANS = {"static": set(UNUSED_BY_KIND["static"]), "dense": set(UNUSED_BY_KIND["dense"]) | {"density"}}
+_TEST_NAMES = {"paired": "paired t-test on the seed-wise differences", "welch": "Welch's t-test"}
 
 
 @dataclass
@@ -43,17 +51,43 @@ class Comparison:
     rows: str
     cols: str
     split: list[str]  # axes that vary inside a rows × cols cell, one table per combination
-    cells: pd.DataFrame  # split..., rows, cols, kind, n, mean, std, gap, best, tied, t, p
+    cells: pd.DataFrame  # split..., rows, cols, kind, n, mean, std, test, diff, ci_low, ci_high, t, p, ...
     alpha: float = 0.05
     higher_is_better: bool = True
     tables: list[tuple[dict, pd.DataFrame]] = field(default_factory=list)  # (split values, its cells)
     notes: list[str] = field(default_factory=list)  # what a reader must know to read the tables right
+    correction: str = "holm"
+    reference: str | None = None  # the row every other row is compared with; None: the best row
+    pool: str | None = None  # the axis whose cells were pooled
+    pooled: list = field(default_factory=list)  # its values
+
+    @property
+    def tests_run(self) -> str:
+        """Which test ran, in words: paired, Welch's, or both (cells with and without shared seeds)."""
+        ran = sorted(set(self.cells["test"].dropna()) & set(_TEST_NAMES)) if "test" in self.cells else []
+        if not ran:
+            return "no test ran (fewer than 2 seeds per cell)"
+        if len(ran) == 2 or "mixed" in set(self.cells["test"].dropna()):
+            return "paired t-test where two cells ran the same seeds, Welch's t-test otherwise"
+        return _TEST_NAMES[ran[0]]
 
     @property
     def caption(self) -> str:
+        corrected = "Holm-corrected over each column's comparisons" if self.correction == "holm" else "uncorrected"
+        test = f"{self.tests_run}, two-sided, {corrected}"
+        pooled = "" if self.pool is None else \
+            f"pooled over {self.pool} = {', '.join(_show(v) for v in self.pooled)} (the mean of those cells); "
+        if self.reference is not None:
+            return (f"{pooled}{self.reference}: mean ± std over seeds; every other row: its difference to "
+                    f"{self.reference} ± the half-width of its 95 % CI (the CI itself in --format csv/json), * where "
+                    f"significant ({test}, p < {self.alpha:g})")
         best = "highest" if self.higher_is_better else "lowest"
-        return (f"mean ± std over seeds; ★ {best} mean per {self.cols}, ☆ not significantly different from "
-                f"it ({TEST}, p ≥ {self.alpha:g}); static and dense are reference rows, not ranked")
+        return (f"{pooled}mean ± std over seeds; ★ {best} mean per {self.cols}, ☆ not significantly different from "
+                f"it ({test}, p ≥ {self.alpha:g}); static and dense are reference rows, not ranked")
+
+
+def _show(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def trial_kinds(trials: pd.DataFrame) -> pd.Series:
@@ -119,80 +153,70 @@ def default_axes(trials: pd.DataFrame) -> tuple[str, str]:
     return rows, max(others, key=lambda a: (groupable(dst[a]).nunique(), a == "density"))
 
 
-def welch(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
-    """Welch's t statistic and two-sided p of ``a`` against ``b``; NaN when either has < 2 values."""
-    if len(a) < 2 or len(b) < 2:
-        return math.nan, math.nan
-    if np.var(a) == 0 and np.var(b) == 0:  # no spread: equal means are tied, others are not
-        return (0.0, 1.0) if np.mean(a) == np.mean(b) else (math.inf, 0.0)
-    va, vb = np.var(a, ddof=1) / len(a), np.var(b, ddof=1) / len(b)
-    t = float((np.mean(a) - np.mean(b)) / math.sqrt(va + vb))
-    df = float((va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1)))
-    return t, _beta_regularized(df / (df + t * t), df / 2, 0.5)  # P(|T_df| >= |t|)
-
-
-def _beta_regularized(x: float, a: float, b: float) -> float:
-    """The regularised incomplete beta function I_x(a, b), by its continued fraction (modified Lentz).
-
-    Written out rather than taken from scipy: importing ``scipy.special`` costs 0.15 s, a sixth of
-    what ``dst-study compare`` may take as a whole. Tests hold it to ``scipy.stats`` to 1e-10."""
-    if x <= 0 or x >= 1:
-        return 0.0 if x <= 0 else 1.0
-    if x > (a + 1) / (a + b + 2):  # the fraction converges fast only below this point: use symmetry
-        return 1.0 - _beta_regularized(1 - x, b, a)
-    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)) / a
-    tiny = 1e-300
-    f, c, d = 1.0, 1.0, 0.0
-    for i in range(400):
-        m = i // 2
-        if i == 0:
-            term = 1.0
-        elif i % 2 == 0:
-            term = m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m))
-        else:
-            term = -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))
-        d = 1.0 + term * d
-        d = 1.0 / (d if abs(d) > tiny else tiny)
-        c = 1.0 + term / c
-        c = c if abs(c) > tiny else tiny
-        f *= c * d
-        if abs(c * d - 1.0) < 1e-15:
-            break
-    return front * (f - 1.0)
-
-
 def compare(trials: pd.DataFrame, metric: str = "final_test_accuracy", rows: str = "criterion",
-            cols: str = "density", status: str | None = "completed", alpha: float = 0.05) -> Comparison:
+            cols: str = "density", status: str | None = "completed", alpha: float = 0.05, *, test: str = "auto",
+            correction: str = "holm", reference: str | None = None, pool: str | None = None) -> Comparison:
     """The comparison of ``metric`` over ``rows`` × ``cols`` (module docstring)."""
     for name in (metric, rows, cols):
         if name not in trials.columns:
             raise StoreError(f"unknown column {name!r} (columns: {', '.join(trials.columns)})")
     if rows == cols:
         raise StoreError(f"--rows and --cols are both {rows!r}; choose two different columns")
+    for name, value, choices in (("--test", test, TESTS), ("--correction", correction, CORRECTIONS)):
+        if value not in choices:
+            raise StoreError(f"{name}: got {value!r}; expected one of {', '.join(choices)}")
     data = trials if status is None else trials[trials["status"] == status]
     check_one_revision(data)
     data = data.assign(kind=trial_kinds(data), **{metric: pd.to_numeric(data[metric], errors="coerce")})
     data = data[data[metric].notna()]
     split = [a for a in varying_axes(data) if a not in (rows, cols)]
+    if pool is not None and pool != cols and pool not in split:
+        raise StoreError(f"--pool {pool!r}: not an axis of this comparison; pool the columns ({cols!r}) or an axis "
+                         f"that splits it ({', '.join(map(repr, split)) or 'none here'})")
     for axis in {rows, cols, *split}:
         data[axis] = groupable(data[axis])
     higher = "loss" not in metric
+    if "seed" not in data:
+        data = data.assign(seed=range(len(data)))  # no seeds known: nothing pairs
     dst = data[data["kind"] == "dst"]
-    groups = dst.groupby([*split, rows, cols], dropna=False, observed=True)[metric]
-    cells = groups.agg(n="count", mean="mean", std="std").reset_index().assign(kind="dst")
-    samples = {key if isinstance(key, tuple) else (key,): g.to_numpy() for key, g in groups}
-    refs = [_reference(data[data["kind"] == kind], kind, metric, rows, cols, split, cells)
-            for kind in REFERENCES]
+    cells = _cells(dst, metric, [*split, rows, cols]).assign(kind="dst")
+    # a baseline that spans the pooled axis is the same trials in every pooled cell: pooling it would
+    # count them once per cell, as if independent; it is left out of a pooled table
+    kinds = [k for k in REFERENCES if pool is None or pool not in SPANS[k]]
+    if reference in REFERENCES and reference not in kinds:
+        raise StoreError(f"--reference {reference}: the {reference} baseline is the same trials at every {pool}, so "
+                         f"it cannot be pooled over {pool}; compare with it without --pool")
+    refs = [_reference(data[data["kind"] == kind], kind, metric, rows, cols, split, cells) for kind in kinds]
     cells = pd.concat([cells, *[r for r in refs if not r.empty]], ignore_index=True)
-    cells = _rank(cells, samples, split, rows, cols, higher, alpha)
-    comparison = Comparison(metric, rows, cols, split, cells, alpha, higher, notes=_static_note(dst))
-    if not split:
+    if reference is not None and reference not in set(cells[rows]):
+        raise StoreError(f"--reference {reference!r}: no such {rows} here (rows: "
+                         f"{', '.join(sorted(map(str, cells[rows].unique())))})")
+    pooled = sorted(cells[pool].dropna().unique(), key=lambda v: (str(type(v)), v)) if pool is not None else []
+    cells = _test(cells, split, rows, cols, pool, reference, higher, alpha, test, correction)
+    comparison = Comparison(metric, rows, cols, [a for a in split if a != pool], cells, alpha, higher,
+                            notes=_static_note(dst), correction=correction, reference=reference, pool=pool,
+                            pooled=pooled)
+    if not comparison.split:
         comparison.tables.append(({}, cells))
         return comparison
-    for values, table in cells.groupby(split, dropna=False, observed=True, sort=True):
+    for values, table in cells.groupby(comparison.split, dropna=False, observed=True, sort=True):
         values = values if isinstance(values, tuple) else (values,)
-        comparison.tables.append((dict(zip(split, values)), table))
+        comparison.tables.append((dict(zip(comparison.split, values)), table))
     return comparison
+
+
+def _cells(data: pd.DataFrame, metric: str, axes: list[str]) -> pd.DataFrame:
+    """n, mean and std of ``metric`` per combination of ``axes``, with each cell's values by seed
+    (``_values``, a Series indexed by seed) for the tests."""
+    if data.empty:
+        return pd.DataFrame(columns=[*axes, "n", "mean", "std", "_values"])
+    values = data.set_index("seed")[metric]
+    if not axes:
+        return pd.DataFrame([{"n": len(values), "mean": values.mean(), "std": values.std(), "_values": values}])
+    groups = values.groupby([data[a].to_numpy() for a in axes], dropna=False, observed=True, sort=True)
+    out = groups.agg(["count", "mean", "std"]).rename(columns={"count": "n"})
+    out["_values"] = [g for _, g in groups]
+    return out.rename_axis(axes).reset_index()
 
 
 def _static_note(dst: pd.DataFrame) -> list[str]:
@@ -214,38 +238,88 @@ def _reference(data: pd.DataFrame, kind: str, metric: str, rows: str, cols: str,
     if data.empty:
         return pd.DataFrame()
     used = [a for a in (*split, cols) if a not in SPANS[kind]]
-    stats = (data.groupby(used, dropna=False, observed=True)[metric].agg(n="count", mean="mean", std="std")
-             .reset_index() if used else
-             pd.DataFrame([{"n": data[metric].count(), "mean": data[metric].mean(), "std": data[metric].std()}]))
+    stats_ = _cells(data, metric, used)
     spanned = [a for a in (*split, cols) if a not in used]
     grid = dst_cells[spanned].drop_duplicates() if spanned and not dst_cells.empty else None
     if grid is not None:
-        stats = stats.merge(grid, how="cross")
+        stats_ = stats_.merge(grid, how="cross")
     if cols in used and not dst_cells.empty:  # only the columns the DST rows have
-        stats = stats[stats[cols].isin(dst_cells[cols].unique())]
-    return stats.assign(**{rows: kind, "kind": kind})
+        stats_ = stats_[stats_[cols].isin(dst_cells[cols].unique())]
+    return stats_.assign(**{rows: kind, "kind": kind})
 
 
-def _rank(cells: pd.DataFrame, samples: dict, split: list[str], rows: str, cols: str, higher: bool,
-          alpha: float) -> pd.DataFrame:
-    """Per column of each table: the best DST mean, each other cell's gap to it and Welch's test."""
-    n = len(cells)
-    gap, t, p = np.full(n, math.nan), np.full(n, math.nan), np.full(n, math.nan)
-    best, tied = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
-    keys = list(zip(*(cells[a].to_numpy() for a in (*split, rows, cols))))  # each cell's samples key
-    means, kinds = cells["mean"].to_numpy(), cells["kind"].to_numpy()
-    columns: dict[tuple, list[int]] = {}
-    for i in np.flatnonzero(kinds == "dst"):
-        columns.setdefault((*keys[i][:len(split)], keys[i][-1]), []).append(i)
-    for members in columns.values():
-        top = (max if higher else min)(members, key=lambda i: means[i])  # the first of equal means
-        best[top] = True
-        for i in members:
-            gap[i] = means[i] - means[top]
-            if i != top:
-                t[i], p[i] = welch(samples[keys[i]], samples[keys[top]])
-                tied[i] = bool(p[i] >= alpha) if not math.isnan(p[i]) else False
-    return cells.assign(gap=gap, best=best, tied=tied, t=t, p=p)
+def _contrast(a: pd.Series, b: pd.Series, test: str) -> stats.Contrast:
+    """``a`` against ``b`` (values indexed by seed): paired on the shared seeds, or Welch's test."""
+    shared = a.index.is_unique and b.index.is_unique and set(a.index) == set(b.index)
+    if test == "paired" or (test == "auto" and shared and len(a) >= 2):
+        common = a.index.intersection(b.index) if a.index.is_unique and b.index.is_unique else a.index[:0]
+        return stats.paired(a.loc[common].to_numpy(), b.loc[common].to_numpy())
+    return stats.welch(a.to_numpy(), b.to_numpy())
+
+
+_RESULTS = ("test", "diff", "ci_low", "ci_high", "t", "p", "p_adjusted", "detectable")
+
+
+def _test(cells: pd.DataFrame, split: list[str], rows: str, cols: str, pool: str | None, reference: str | None,
+          higher: bool, alpha: float, test: str, correction: str) -> pd.DataFrame:
+    """Per column (a table's ``cols`` value, or all of ``pool``'s cells at once): the comparator (the
+    best DST row, or ``reference``), every other row's contrast with it, Holm over the column."""
+    values = cells.pop("_values").tolist()
+    group = [a for a in (*split, cols) if a != pool]  # what identifies a column of the output
+    keys = list(zip(*(cells[a].to_numpy() for a in group))) if group else [()] * len(cells)
+    strata = cells[pool].to_numpy() if pool is not None else [None] * len(cells)
+    columns: dict[tuple, dict[tuple, dict]] = {}  # column -> (row, kind) -> stratum -> cell index
+    for i, (key, row, kind, stratum) in enumerate(zip(keys, cells[rows].to_numpy(), cells["kind"].to_numpy(),
+                                                      strata)):
+        columns.setdefault(key, {}).setdefault((row, kind), {}).setdefault(stratum, i)
+    out = []
+    for key, members in columns.items():
+        merged = {m: _merge(cells, [values[i] for i in at.values()], list(at.values())) for m, at in members.items()}
+        if reference is None:
+            dst = [m for m in members if m[1] == "dst"]
+            comparator = (max if higher else min)(dst, key=lambda m: merged[m]["mean"]) if dst else None
+            tested = [m for m in dst if m != comparator]
+        else:
+            comparator = next((m for m in members if m[0] == reference), None)
+            tested = [m for m in members if m != comparator] if comparator else []
+        results = {m: dict.fromkeys(_RESULTS, math.nan) | {"test": None} for m in members}
+        contrasts = {}
+        for m in tested:
+            shared = [s for s in members[m] if s in members[comparator]]
+            contrasts[m] = stats.pool([_contrast(values[members[m][s]], values[members[comparator][s]], test)
+                                       for s in shared]) if shared else stats.pool([])
+        p = [contrasts[m].p for m in tested]
+        adjusted = stats.holm(p) if correction == "holm" else np.asarray(p, dtype=float)
+        family = max(1, int(np.sum(~np.isnan(np.asarray(p, dtype=float)))))
+        level = alpha / family if correction == "holm" else alpha  # Holm's strictest step
+        for m, p_adjusted in zip(tested, adjusted):
+            c = contrasts[m]
+            low, high = c.ci()
+            results[m] = {"test": None if c.test == "none" else c.test, "diff": c.diff, "ci_low": low,
+                          "ci_high": high, "t": c.t if not math.isnan(c.se) else math.nan, "p": c.p,
+                          "p_adjusted": p_adjusted, "detectable": c.detectable(level, POWER)}
+        if comparator is not None:
+            results[comparator]["diff"] = 0.0
+        for m in members:
+            r = results[m]
+            tied = m in tested and not math.isnan(r["p_adjusted"]) and r["p_adjusted"] >= alpha
+            out.append({**dict(zip(group, key)), rows: m[0], "kind": m[1], **merged[m], **r,
+                        "best": reference is None and m == comparator, "tied": tied})
+    frame = pd.DataFrame(out)
+    if pool is not None and pool == cols:
+        frame[cols] = "pooled"
+    return frame[[*(a for a in split if a != pool), rows, cols, "kind", "n", "mean", "std", *_RESULTS,
+                  "best", "tied"]]
+
+
+def _merge(cells: pd.DataFrame, values: list[pd.Series], at: list[int]) -> dict:
+    """n, mean, std of a row in a column: its cell's, or over the pooled cells (the mean of their
+    means, as the pooled difference weighs each cell alike; no std across cells)."""
+    if len(at) == 1:
+        cell = cells.iloc[at[0]]
+        return {"n": int(cell["n"]), "mean": float(cell["mean"]), "std": float(cell["std"])}
+    return {"n": int(sum(len(v) for v in values)), "mean": float(np.mean([v.mean() for v in values])),
+            "std": math.nan}
 
 
 def ranking(trials: pd.DataFrame, metric: str, params: list[str], higher_is_better: bool = True,

@@ -64,8 +64,9 @@ def _frame_table(frame: pd.DataFrame) -> str:
 
 def _comparison(c: Comparison) -> str:
     parts = [f"<p class='note'>{html.escape(comparison_caption(c))}</p>"]
-    for title, header, body in comparison_tables(c):
+    for title, header, body, power in comparison_tables(c):
         parts.append(_table(header, body, title, ref_rows=("static", "dense")))
+        parts.append(f"<p class='note'>{html.escape(power)}</p>")
     parts += [f"<p class='note'>Note: {html.escape(note)}</p>" for note in c.notes]
     return "\n".join(parts)
 

@@ -12,7 +12,7 @@
     checkpoint_seconds: 10          # a trial checkpoints at most this often (and after its last epoch)
     search:                         # instead of grid: an Optuna search, resumable (see SearchSpec)
       space: {density: {loguniform: [0.02, 0.5]}, criterion: {choice: [magnitude, snip]}}
-      metric: final_test_accuracy
+      metric: best_val_accuracy     # the default; a test metric needs select_on_test: true
       mode: max
       n_trials: 20
 
@@ -47,12 +47,16 @@ from dst_core.errors import ConfigError, DstError
 from dst_core.registry import did_you_mean
 
 from .store.parquet import ParquetStore, StoreError, uri_problem
-from .store.schema import METRICS
+from .store.schema import METRICS, TRIALS
 from .trial_id import trial_id
 
 __all__ = ["SearchSpec", "SpecError", "StudySpec", "from_yaml", "load", "parse"]
 
 CONFIG_FIELDS = [f.name for f in dataclasses.fields(TrainConfig)]
+# What a search may optimise: an epoch's metric as the trial reports it to Tune (its last report's:
+# final_*) or the running best_val_accuracy it reports beside them, where the trials table has the
+# same column for `run`'s closing ranking
+SEARCH_METRICS = sorted({f"final_{m}" for m in METRICS} & set(TRIALS.names) | {"best_val_accuracy"})
 
 
 class SpecError(ConfigError):
@@ -70,7 +74,12 @@ class SearchSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     space: dict[str, dict[Literal["uniform", "loguniform", "int", "choice"], list[Any]]]
-    metric: str = "final_test_accuracy"
+    # Configs are chosen on validation data; the test set is read once per chosen config. The default
+    # is the best epoch's validation accuracy rather than the last's: the study's test number,
+    # test_accuracy_at_best_val, is that same epoch's (the paper's best-validation model), so the
+    # search ranks configs by the model whose test accuracy it then reports.
+    metric: str = "best_val_accuracy"
+    select_on_test: bool = False  # allows a test metric above, knowing its test accuracies read optimistic
     mode: Literal["max", "min"] = "max"
     n_trials: int = Field(gt=0)
     seed: int = 0  # the sampler's seed
@@ -205,10 +214,7 @@ def _config_problems(spec: StudySpec, data: bool = True, storage: bool = True) -
     if blamed_on_base or (base_error and not spec.grid and not spec.include):
         problems.insert(0, f"base: {base_error}")
     if spec.search is not None:
-        metrics = sorted(f"final_{m}" for m in METRICS if m not in ("epoch", "step"))
-        if spec.search.metric not in metrics:
-            problems.append(f"search.metric: got {spec.search.metric!r}{did_you_mean(spec.search.metric, metrics)} "
-                            f"(choices: {', '.join(metrics)})")
+        problems += _metric_problems(spec.search, known_base)
         for key, domain in spec.search.space.items():
             if key not in CONFIG_FIELDS:
                 problems.append(f"search.space.{key}: unknown config key {key!r}"
@@ -234,6 +240,26 @@ def _config_problems(spec: StudySpec, data: bool = True, storage: bool = True) -
         return [f"base: {e}"]
     problems += _data_problems(spec, base)
     return problems
+
+
+def _metric_problems(search: SearchSpec, base: dict[str, Any]) -> list[str]:
+    """A metric the trials report to Tune and the trials table holds (the closing ranking reads the
+    value the search optimised); a test metric only with ``select_on_test``; a validation metric
+    only where the trials hold validation data out."""
+    metric = search.metric
+    if metric not in SEARCH_METRICS:
+        return [f"search.metric: got {metric!r}{did_you_mean(metric, SEARCH_METRICS)} "
+                f"(choices: {', '.join(SEARCH_METRICS)})"]
+    if "test" in metric and not search.select_on_test:
+        return [f"search.metric: {metric} selects configs on the test set, which biases the test accuracy reported "
+                "for them upward; use a validation metric (best_val_accuracy, final_val_accuracy) or set "
+                "search.select_on_test: true to select on test data knowingly"]
+    domain = search.space.get("val_fraction", {})  # a sampled val_fraction: its choices or bounds
+    fractions = next(iter(domain.values()), [base.get("val_fraction", TrainConfig.val_fraction)])
+    if "val_" in metric and 0 in fractions:
+        return [f"search.metric: {metric} needs validation data, but val_fraction 0 holds none out; set "
+                "val_fraction > 0 (e.g. 0.1), or choose a test metric with search.select_on_test: true"]
+    return []
 
 
 def _domain_problems(where: str, key: str, domain: dict[str, list[Any]], base: dict[str, Any]) -> list[str]:

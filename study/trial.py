@@ -32,8 +32,8 @@ from dst_core.summary import METRICS, summarise
 
 from .trial_id import trial_id
 
-__all__ = ["POSITION_FILE", "Rows", "TrialRun", "count_by_kind", "git_commit", "history_rows", "jaccard_rows",
-           "never_updating", "read_position", "result_rows", "trial_label", "trial_row", "utc_now"]
+__all__ = ["POSITION_FILE", "Rows", "TrialRun", "count_by_kind", "git_commit", "git_dirty", "history_rows",
+           "jaccard_rows", "never_updating", "read_position", "result_rows", "trial_label", "trial_row", "utc_now"]
 
 # Beside a trial's checkpoint in a study: its position as JSON, so `status` need not load torch
 POSITION_FILE = "position.json"
@@ -97,6 +97,10 @@ class TrialRun:
 
     def report(self, metrics: Mapping[str, Any]) -> dict[str, Any]:
         out = {**_jsonable(metrics), **self._provenance, "attempt_seconds": time.perf_counter() - self.started}
+        # a search's default metric, as summarise writes it to the row: Tune's searcher reads it from the
+        # last report. The whole history's, since a trial reports only the epochs it checkpoints.
+        out["best_val_accuracy"] = max((m["val_accuracy"] for m in self.trainer.history
+                                        if m.get("val_accuracy") is not None), default=None)
         if self.trainer.done:
             out["history"] = [_jsonable(m) for m in self.trainer.history]
         return out
@@ -226,6 +230,19 @@ def git_commit() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
+@functools.cache
+def git_dirty() -> bool | None:
+    """Whether that checkout's tracked files differ from ``git_commit`` (then the commit alone does not
+    say what code ran); None outside a git checkout. Untracked files are left out: results and
+    scratch files would mark every study's checkout dirty."""
+    try:
+        out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=Path(__file__).parent,
+                             capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return bool(out.stdout.strip()) if out.returncode == 0 else None
+
+
 def trial_row(config: TrainConfig, history: Sequence[dict[str, Any]], *, status: str, started_at: datetime,
               ended_at: datetime | None = None, error: str | None = None,
               report: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -244,7 +261,7 @@ def trial_row(config: TrainConfig, history: Sequence[dict[str, Any]], *, status:
         dst_study_version=report.get("dst_study_version", __version__),
         algorithm_revision=report.get("algorithm_revision", ALGORITHM_REVISION),
         torch_version=report.get("torch_version") or _torch_version(), git_commit=git_commit(),
-        started_at=started_at, ended_at=ended_at, error=error)
+        git_dirty=git_dirty(), started_at=started_at, ended_at=ended_at, error=error)
     return row
 
 

@@ -166,6 +166,7 @@ def run_search(search, base: dict[str, Any], store: ParquetStore, *, n_trials: i
     # is capped, and a trial pends while its worker starts: uncapped, a search ran one trial at a time
     # on any number of CPUs. The cap is the trials that fit at once (or max_concurrent, if lower).
     concurrent = min(max_concurrent or math.inf, _slots(cpu, gpu))
+    # the searcher reads the trial's last report: final_<m> is that epoch's <m>, best_val_accuracy its own key
     searcher = OptunaSearch(metric=search.metric.removeprefix("final_"), mode=search.mode, seed=search.seed + done,
                             study_name=study_name, storage=optuna.storages.RDBStorage(f"sqlite:///{optuna_db}"))
     tuner = tune.Tuner(

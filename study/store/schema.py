@@ -63,7 +63,7 @@ TRIALS = pa.schema(
         ("resumed_from", pa.int64()), ("wall_seconds", pa.float64()), ("update_seconds", pa.float64()),
         ("host", pa.string()), ("device_used", pa.string()),
         ("dst_study_version", pa.string()), ("algorithm_revision", pa.int64()), ("torch_version", pa.string()),
-        ("git_commit", pa.string()),
+        ("git_commit", pa.string()), ("git_dirty", pa.bool_()),
         ("started_at", _TIME), ("ended_at", _TIME), ("error", pa.string()),
     ]
 )

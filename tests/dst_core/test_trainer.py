@@ -134,6 +134,27 @@ def test_same_seed_same_result_other_seed_differs():
     assert _strip(a) == _strip(b) and _strip(a) != _strip(c)
 
 
+@pytest.mark.filterwarnings("ignore:update_period")  # no update is the point here
+def test_a_seed_fixes_weights_mask_and_data_order_whatever_the_criterion():
+    """What makes two cells of a comparison paired (study.stats): a seed gives every criterion and
+    growth rule the same initial weights, the same initial mask and the same order of batches."""
+    base = dict(FAST, epochs=1, update_period=10_000, density=0.2, seed=3)  # no topology update in the epoch
+    runs = [Trainer(TrainConfig(criterion=c, growth=g, **base))
+            for c, g in (("magnitude", "random"), ("snip", "gradient"), ("reciprocal_sensitivity", "random"))]
+    other_seed = Trainer(TrainConfig(**dict(base, seed=4)))
+
+    def same(a, b):
+        return all(torch.equal(x, y) for x, y in zip(a.model.state_dict().values(), b.model.state_dict().values()))
+
+    for run in runs[1:]:
+        assert same(runs[0], run)
+        assert all(torch.equal(runs[0].masks[n], run.masks[n]) for n in runs[0].masks)
+    assert not same(runs[0], other_seed)
+    for run in (*runs, other_seed):  # one epoch without an update: equal weights need equal batches too
+        list(run.epochs())
+    assert all(same(runs[0], run) for run in runs[1:]) and not same(runs[0], other_seed)
+
+
 def test_lr_schedule_and_metrics_fields():
     t = Trainer(TrainConfig(density=0.3, **dict(FAST, epochs=8)))
     assert [t.lr_at(e) for e in range(8)] == pytest.approx([0.1] * 4 + [0.01] * 2 + [0.001] * 2)

@@ -1,5 +1,6 @@
 """Comparison tables: averages over seeds only, splits by every other axis, baselines as references,
-best and ties by Welch's t-test."""
+best and ties by a paired (or Welch's) t-test with Holm's correction, differences to a reference,
+pooled answers across cells."""
 
 import math
 
@@ -7,7 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from study.comparison import compare, default_axes, ranking, welch
+from study import stats
+from study.cli import main
+from study.comparison import compare, default_axes, ranking
 from study.render import comparison_frame, comparison_tables
 from study.store import StoreError
 
@@ -61,13 +64,13 @@ def test_baselines_are_reference_rows_static_per_density_dense_one_value():
             dense = _cell(c, growth=growth, criterion="dense", density=density)
             assert dense["mean"] == pytest.approx(0.97) and dense["n"] == 3 and not dense["best"]
     assert 1.0 not in set(c.cells["density"])  # no column of its own for the dense baseline
-    title, header, body = comparison_tables(c)[1]
+    title, header, body, _ = comparison_tables(c)[1]
     assert title == "growth = random" and header == ["criterion \\ density", "0.1", "0.5"]
     assert [row[0] for row in body] == ["magnitude", "snip", "static", "dense"]
     assert body[0][1] == "82.0 ± 2.0 ★" and body[3] == ["dense", "97.0 ± 1.0", "97.0 ± 1.0"]
 
 
-def test_best_and_ties_by_welchs_t_test():
+def test_best_and_ties_by_a_paired_test_where_cells_share_seeds():
     c = compare(_study())
     # density 0.5, random: snip 0.91 x3 vs magnitude 0.90 x3, no spread at all: not tied
     assert _cell(c, growth="random", criterion="snip", density=0.5)["best"]
@@ -75,16 +78,152 @@ def test_best_and_ties_by_welchs_t_test():
     # density 0.1, gradient: magnitude (0.70, 0.72, 0.74) best, snip (0.70, 0.71, 0.72) tied with it
     best = _cell(c, growth="gradient", criterion="magnitude", density=0.1)
     other = _cell(c, growth="gradient", criterion="snip", density=0.1)
-    assert best["best"] and other["tied"] and not other["best"] and math.isnan(best["t"])
-    # Welch: t = (0.71 - 0.72) / sqrt(0.01**2 / 3 + 0.02**2 / 3), by hand; p well above 0.05
-    assert other["t"] == pytest.approx(-0.01 / math.sqrt(0.0001 / 3 + 0.0004 / 3), rel=1e-6)
-    assert other["p"] > 0.4 and other["gap"] == pytest.approx(-0.01)
+    assert best["best"] and other["tied"] and not other["best"] and math.isnan(best["t"]) and best["diff"] == 0
+    # paired: the seed-wise differences are (0, -0.01, -0.02): mean -0.01, sd 0.01, t = -sqrt(3), df 2
+    assert other["test"] == "paired" and other["t"] == pytest.approx(-math.sqrt(3), rel=1e-9)
+    assert other["p"] == pytest.approx(0.2254033307585166, rel=1e-9) and other["diff"] == pytest.approx(-0.01)
+    half = 4.302652729911275 * 0.01 / math.sqrt(3)  # t_{0.975, 2} x se
+    assert (other["ci_low"], other["ci_high"]) == pytest.approx((-0.01 - half, -0.01 + half), rel=1e-9)
     # density 0.1, random: magnitude 0.82 ± 0.02 vs snip 0.71 ± 0.01: clearly different
     snip = _cell(c, growth="random", criterion="snip", density=0.1)
-    assert not snip["tied"] and snip["p"] < 0.01 and snip["gap"] == pytest.approx(-0.11)
+    assert not snip["tied"] and snip["p"] < 0.01 and snip["diff"] == pytest.approx(-0.11)
+    # Welch, forced: t = (0.71 - 0.72) / sqrt(0.01**2 / 3 + 0.02**2 / 3), by hand
+    welch = _cell(compare(_study(), test="welch"), growth="gradient", criterion="snip", density=0.1)
+    assert welch["test"] == "welch" and welch["t"] == pytest.approx(-0.01 / math.sqrt(0.0001 / 3 + 0.0004 / 3))
     frame = comparison_frame(c)
-    assert list(frame.columns) == ["growth", "criterion", "density", "kind", "n", "mean", "std", "gap", "best",
-                                   "tied", "t", "p"]
+    assert list(frame.columns) == ["growth", "criterion", "density", "kind", "n", "mean", "std", "test", "diff",
+                                   "ci_low", "ci_high", "t", "p", "p_adjusted", "detectable", "best", "tied"]
+
+
+def test_welch_where_the_cells_ran_different_seeds():
+    frame = _study()
+    drop = (frame["criterion"] == "snip") & (frame["growth"] == "gradient") & (frame["density"] == 0.1) \
+        & (frame["seed"] == 3)
+    c = compare(frame[~drop])
+    assert _cell(c, growth="gradient", criterion="snip", density=0.1)["test"] == "welch"
+    assert _cell(c, growth="random", criterion="snip", density=0.1)["test"] == "paired"
+    assert "paired t-test where two cells ran the same seeds, Welch's t-test otherwise" in c.caption
+    forced = _cell(compare(frame[~drop], test="paired"), growth="gradient", criterion="snip", density=0.1)
+    assert forced["test"] == "paired"  # on the two seeds both cells ran: (0, -0.01)
+    assert forced["diff"] == pytest.approx(-0.005) and forced["t"] == pytest.approx(-1.0)
+
+
+def test_holm_by_hand():
+    adjusted = stats.holm([0.01, 0.04, 0.03, math.nan, 0.5])
+    # sorted: 0.01 x 4, 0.03 x 3, 0.04 x 2, 0.5 x 1, each at least the one before
+    assert adjusted[:3] == pytest.approx([0.04, 0.09, 0.09]) and math.isnan(adjusted[3]) and adjusted[4] == 0.5
+    assert list(stats.holm([0.9, 0.8])) == [1.0, 1.0]  # 0.8 x 2 caps at 1, and 0.9 may not fall below it
+
+
+def _column(seed_effects, offsets, noise, rng, criteria=("a", "b", "c", "d")):
+    """One density column: criterion x seed, a shared seed effect, per-criterion offsets, noise."""
+    return [("dst", name, "random", 0.1, seed, 0.5 + s + off + rng.normal(0, noise))
+            for seed, s in enumerate(seed_effects) for name, off in zip(criteria, offsets)]
+
+
+def test_a_column_is_one_holm_family():
+    rng = np.random.default_rng(3)
+    c = compare(_frame(_column(rng.normal(0, 0.02, 5), (0.0, -0.004, -0.006, -0.02), 0.005, rng)))
+    cells = c.cells.set_index("criterion")
+    tested = cells.loc[["b", "c", "d"] if cells.loc["a", "best"] else [], "p"]
+    assert len(tested) == 3
+    assert list(cells.loc[tested.index, "p_adjusted"]) == pytest.approx(list(stats.holm(tested.to_numpy())))
+    assert (cells.loc[tested.index, "tied"] == (cells.loc[tested.index, "p_adjusted"] >= 0.05)).all()
+    uncorrected = compare(_frame(_column(rng.normal(0, 0.02, 5), (0, 0, 0, 0), 0.005, rng)), correction="none")
+    assert (uncorrected.cells["p_adjusted"].dropna() == uncorrected.cells["p"].dropna()).all()
+
+
+def test_paired_and_welch_equal_scipys():
+    from scipy import stats as scipy_stats
+
+    rng = np.random.default_rng(0)
+    for n_a, n_b in [(2, 2), (2, 9), (3, 5), (10, 10), (40, 3)]:
+        for _ in range(10):
+            a = rng.normal(0, 1, n_a)
+            b = rng.normal(rng.normal(0, 2), rng.uniform(0.05, 3), n_b)
+            expected = scipy_stats.ttest_ind(a, b, equal_var=False)
+            got = stats.welch(a, b)
+            assert got.t == pytest.approx(expected.statistic, rel=1e-12)
+            assert got.p == pytest.approx(expected.pvalue, rel=1e-9, abs=1e-14)
+            assert got.ci() == pytest.approx(tuple(expected.confidence_interval()), rel=1e-8)
+            if n_a == n_b:
+                expected = scipy_stats.ttest_rel(a, b + a)  # correlated pairs
+                got = stats.paired(a, b + a)
+                assert (got.t, got.p) == pytest.approx((expected.statistic, expected.pvalue), rel=1e-9)
+                assert got.ci() == pytest.approx(tuple(expected.confidence_interval()), rel=1e-8)
+    for df in (1, 1.7, 2, 4, 9.3, 29, 300):
+        for q in (0.6, 0.8, 0.975, 0.9995):
+            assert stats.t_quantile(q, df) == pytest.approx(scipy_stats.t.ppf(q, df), rel=1e-9)
+
+
+def test_detectable_difference_is_what_the_test_finds_with_80_percent_power():
+    """At the stated difference, a paired test at alpha = 0.05 with 5 seeds rejects about 80 % of the
+    time (a Monte-Carlo check of the formula, not a copy of it)."""
+    rng = np.random.default_rng(1)
+    sd, n = 0.01, 5
+    delta = stats.Contrast("paired", 0.0, sd / math.sqrt(n), n - 1, n).detectable()
+    rejected = np.mean([stats.paired(rng.normal(delta, sd, n), np.zeros(n)).p < 0.05 for _ in range(4000)])
+    assert 0.75 < rejected < 0.85
+
+
+def test_a_reference_row_is_compared_with_every_other_row():
+    c = compare(_study(), reference="snip")
+    cells = c.cells[(c.cells["growth"] == "random") & (c.cells["density"] == 0.1)].set_index("criterion")
+    assert cells.loc["snip", "diff"] == 0 and not cells["best"].any()
+    assert cells.loc["magnitude", "diff"] == pytest.approx(0.11) and cells.loc["magnitude", "test"] == "paired"
+    assert cells.loc["static", "diff"] == pytest.approx(0.61 - 0.71)  # baselines are compared too
+    assert cells.loc["dense", "diff"] == pytest.approx(0.97 - 0.71)
+    _, _, body, _ = comparison_tables(c)[1]
+    assert body[0][0] == "magnitude" and body[0][1].startswith("+11.0 ± ") and body[0][1].endswith(" *")
+    assert body[1][:2] == ["snip", "71.0 ± 1.0"]
+    with pytest.raises(StoreError, match=r"--reference 'snap': no such criterion here \(rows: dense, magnitude, "):
+        compare(_study(), reference="snap")
+
+
+def test_pooling_recovers_a_known_difference():
+    """Six density cells of five seeds, b better than a by 1, 2, ..., 6 points: pooled, b - a is
+    3.5 points, and the 95 % CI covers the truth in about 95 % of studies."""
+    rng = np.random.default_rng(7)
+    truth = np.arange(1, 7) / 100
+    covered, estimates = 0, []
+    for _ in range(300):
+        rows = []
+        for density, delta in zip((0.02, 0.04, 0.06, 0.08, 0.1, 0.12), truth):
+            for seed in range(5):
+                shared = rng.normal(0, 0.02)  # the seed moves both criteria alike
+                rows += [("dst", "a", "random", density, seed, 0.5 + shared + rng.normal(0, 0.01)),
+                         ("dst", "b", "random", density, seed, 0.5 + delta + shared + rng.normal(0, 0.01))]
+        cell = _cell(compare(_frame(rows), pool="density", reference="a"), criterion="b")
+        estimates.append(cell["diff"])
+        covered += cell["ci_low"] <= truth.mean() <= cell["ci_high"]
+        assert cell["density"] == "pooled" and cell["n"] == 30 and cell["test"] == "paired"
+    assert np.mean(estimates) == pytest.approx(truth.mean(), abs=0.001)
+    assert 0.91 <= covered / 300 <= 0.99
+
+
+def test_pooling_refuses_what_it_cannot_answer():
+    with pytest.raises(StoreError, match=r"--pool 'seed': not an axis of this comparison"):
+        compare(_study(), pool="seed")
+    with pytest.raises(StoreError, match="the dense baseline is the same trials at every density"):
+        compare(_study(), pool="density", reference="dense")
+    pooled = compare(_study(), pool="density", reference="static")
+    assert "dense" not in set(pooled.cells["criterion"])  # it spans the pooled axis: left out
+
+
+def test_the_committed_study_answers_the_pooled_question(capsys):
+    """Issue 18: is magnitude best at low density with random growth? Pooled over densities <= 0.1,
+    SNIP is ahead of it, on the committed data, without running anything."""
+    assert main(["compare", "results/mnist1d_fig1", "--where", "density <= 0.1 and growth == 'random'", "--pool",
+                 "density", "--reference", "magnitude", "--format", "csv"]) == 0
+    cells = pd.read_csv(__import__("io").StringIO(capsys.readouterr().out)).set_index("criterion")
+    assert {"test", "p_adjusted", "diff", "ci_low", "ci_high", "detectable"} <= set(cells.columns)
+    assert cells.loc["snip", "diff"] > 0.02 and cells.loc["snip", "p_adjusted"] < 0.01
+    assert cells.loc["snip", "test"] == "paired" and cells.loc["snip", "n"] == 30
+    assert main(["compare", "results/mnist1d_fig1", "--format", "csv"]) == 0
+    cells = pd.read_csv(__import__("io").StringIO(capsys.readouterr().out))
+    assert set(cells["test"].dropna()) == {"paired"}  # every cell of the grid ran the same five seeds
+    assert main(["compare", "results/mnist1d_fig1", "--where", "growth == 'random'"]) == 0
+    assert "power: its tests detect a difference of " in capsys.readouterr().out
 
 
 def test_a_loss_is_better_lower_and_unknown_columns_are_named():
@@ -109,25 +248,11 @@ def test_ranking_orders_a_search_best_first():
     assert list(ranked["trial_id"]) == ["b", "c", "a"] and list(ranked["rank"]) == [1, 2, 3]
 
 
-def test_welch_p_values_equal_scipys():
-    from scipy import stats
-
-    rng = np.random.default_rng(0)
-    for n_a, n_b in [(2, 2), (2, 9), (3, 5), (10, 10), (40, 3)]:
-        for _ in range(20):
-            a = rng.normal(0, 1, n_a)
-            b = rng.normal(rng.normal(0, 2), rng.uniform(0.05, 3), n_b)
-            expected = stats.ttest_ind(a, b, equal_var=False)
-            t, p = welch(a, b)
-            assert t == pytest.approx(expected.statistic, rel=1e-12)
-            assert p == pytest.approx(expected.pvalue, rel=1e-9, abs=1e-14)
-
-
 def test_a_study_of_baselines_only_shows_their_means():
     dense = [("dense", None, None, 1.0, seed, 0.9 + seed / 100) for seed in (1, 2)]
     c = compare(_frame(dense), "final_test_accuracy", *default_axes(_frame(dense)))
-    assert comparison_tables(c) == [("", ["criterion \\ density", "all"], [["dense", "91.5 ± 0.7"]])]
+    assert comparison_tables(c)[0][:3] == ("", ["criterion \\ density", "all"], [["dense", "91.5 ± 0.7"]])
     static = [("static", None, None, d, seed, 0.5 + d) for d in (0.1, 0.2) for seed in (1, 2)]
-    _, header, body = comparison_tables(compare(_frame(dense + static)))[0]
+    _, header, body, _ = comparison_tables(compare(_frame(dense + static)))[0]
     assert header == ["criterion \\ density", "0.1", "0.2"]
     assert body == [["static", "60.0 ± 0.0", "70.0 ± 0.0"], ["dense", "91.5 ± 0.7", "91.5 ± 0.7"]]

@@ -32,7 +32,8 @@ def test_report_holds_counts_tables_and_every_figure_inline(report):
     assert page.count("<img") == 3 and page.count("src='data:image/png;base64,") == 3  # no file needed
     assert "http://" not in page and "https://" not in page  # nothing to fetch
     assert "<td>dst</td><td>8</td>" in page and "<td>static</td><td>4</td>" in page and "<td>dense</td><td>2</td>" in page
-    assert "Welch&#x27;s two-sided t-test" in page and "★" in page
+    assert "paired t-test on the seed-wise differences, two-sided, Holm-corrected" in page and "★" in page
+    assert "power: its tests detect a difference of " in page
     assert page.count("<tr class=\"ref\"><td>static</td>") == 2  # a reference row in both metrics' tables
 
 

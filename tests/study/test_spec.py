@@ -151,7 +151,7 @@ def test_examples_are_valid():
 def test_search_spec_validates():
     spec = parse({"name": "s", "base": {"epochs": 1}, "search": {
         "n_trials": 4, "space": {"density": {"loguniform": [0.02, 0.5]}, "criterion": {"choice": ["snip", "set"]}}}})
-    assert spec.search.n_trials == 4 and spec.search.metric == "final_test_accuracy"
+    assert spec.search.n_trials == 4 and spec.search.metric == "best_val_accuracy"  # validation, not test
     with pytest.raises(SpecError, match="search.space.densty: unknown config key 'densty'"):
         parse({"name": "s", "search": {"n_trials": 2, "space": {"densty": {"uniform": [0.1, 0.2]}}}})
 
@@ -176,6 +176,44 @@ def test_search_metric_must_be_a_final_metric():
     with pytest.raises(SpecError, match="search.metric: got 'final_test_acc'; did you mean 'final_test_accuracy'"):
         parse({"name": "s", "search": {"n_trials": 2, "metric": "final_test_acc",
                                        "space": {"density": {"uniform": [0.1, 0.2]}}}})
+
+
+def _search(base=None, space=None, **search):
+    return {"name": "s", "base": {"epochs": 1, **(base or {})},
+            "search": {"n_trials": 2, "space": space or {"density": {"uniform": [0.1, 0.2]}}, **search}}
+
+
+@pytest.mark.parametrize("metric", ["final_test_accuracy", "final_test_loss"])
+def test_a_test_metric_is_refused_unless_the_spec_opts_in(metric):
+    with pytest.raises(SpecError) as info:
+        parse(_search(metric=metric))
+    assert str(info.value).splitlines()[1:] == [
+        f"  spec: search.metric: {metric} selects configs on the test set, which biases the test accuracy reported "
+        "for them upward; use a validation metric (best_val_accuracy, final_val_accuracy) or set "
+        "search.select_on_test: true to select on test data knowingly"]
+    assert parse(_search(metric=metric, select_on_test=True)).search.metric == metric
+    assert parse(_search(metric="final_val_accuracy")).search.select_on_test is False
+
+
+@pytest.mark.parametrize("base,space", [
+    ({"val_fraction": 0}, None),
+    ({}, {"val_fraction": {"choice": [0.1, 0.0]}}),  # a sampled val_fraction that can be 0
+])
+def test_a_validation_metric_needs_validation_data(base, space):
+    for metric in ("best_val_accuracy", "final_val_accuracy"):
+        with pytest.raises(SpecError, match=f"search.metric: {metric} needs validation data, but val_fraction 0 "
+                                            "holds none out; set val_fraction > 0"):
+            parse(_search(base, space, metric=metric, select_on_test=True))  # the opt-in is for test metrics only
+    assert parse(_search(base, space, metric="final_test_accuracy", select_on_test=True))
+    assert parse(_search(base, space, metric="final_train_loss", mode="min"))  # neither validation nor test
+
+
+def test_a_search_metric_must_be_a_trials_column_the_trials_report():
+    # final_val_loss is reported each epoch but the trials table has no such column: `run`'s ranking
+    # could not show it; best_test_accuracy is a column but no trial reports it to Tune
+    for metric in ("final_val_loss", "best_test_accuracy", "test_accuracy_at_best_val"):
+        with pytest.raises(SpecError, match=f"search.metric: got '{metric}'.*choices: best_val_accuracy, "):
+            parse(_search(metric=metric, select_on_test=True))
 
 
 def test_a_non_mapping_include_entry_does_not_hide_the_other_problems():
