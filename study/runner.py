@@ -63,6 +63,7 @@ def plan(spec: StudySpec, retry_failed: bool = False, rerun_outdated: bool = Fal
         if "://" in spec.study_dir:
             raise SpecError(f"study {spec.name!r}: search: keeps its Optuna study in SQLite, so storage must "
                             f"be a directory, not {spec.storage!r}")
+        _check_same_objective(spec, store)
         return Plan(spec, store, [], status, [], {})
     trials = spec.trials()
     ids = [trial_id(c) for c in trials]  # each a hash of the config: computed once
@@ -72,6 +73,23 @@ def plan(spec: StudySpec, retry_failed: bool = False, rerun_outdated: bool = Fal
     found = checkpoints(store, {i for i in ids if i not in done})
     return Plan(spec, store, trials, done, missing, {i: store.uri(path) for i, path in found.items()},
                 set(done) & old)
+
+
+def _check_same_objective(spec: StudySpec, store: ParquetStore) -> None:
+    """A search goes on only with the metric and mode it began with: the Optuna study holds the
+    values it learnt from, and values of another metric would be mixed into them."""
+    try:
+        saved = yaml.safe_load(_read_text(store, SPEC_FILE) or "{}")
+    except yaml.YAMLError:  # resume names a corrupt saved spec itself; run replaces it
+        return
+    saved = saved.get("search") if isinstance(saved, dict) else None
+    if not isinstance(saved, dict):
+        return
+    was = (saved.get("metric", "final_test_accuracy"), saved.get("mode", "max"))  # older specs' defaults
+    if was != (spec.search.metric, spec.search.mode):
+        raise SpecError(f"search: this study's search so far optimised {was[0]} ({was[1]}), as {store.root}/{SPEC_FILE} "
+                        f"says, and a search goes on only with the objective it began with; give the spec another "
+                        f"name: to search on {spec.search.metric} ({spec.search.mode}) as a new study")
 
 
 def checkpoints(store: ParquetStore, ids: set[str]) -> dict[str, str]:

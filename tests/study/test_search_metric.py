@@ -52,3 +52,24 @@ def test_without_a_validation_split_the_ranking_shows_the_last_epochs_test_accur
     assert list(frame["trial_id"]) == ["a", "c", "b"] and list(frame.columns[:2]) == ["rank", "final_test_accuracy"]
     assert list(frame.columns).count("final_test_accuracy") == 1  # the metric itself, not twice
     assert "ranked on the test set" in title and "optimistic" in title
+
+
+def test_a_search_goes_on_only_with_the_objective_it_began_with(tmp_path):
+    import pytest
+    import yaml
+
+    from study.runner import plan
+    from study.spec import SpecError
+
+    search = {"n_trials": 3, "space": {"density": {"uniform": [0.1, 0.5]}}}
+    (tmp_path / "s").mkdir()
+    saved = {"name": "s", "storage": str(tmp_path), "base": {"epochs": 1},
+             "search": {**search, "metric": "final_test_accuracy", "mode": "max"}}  # what an older version saved
+    (tmp_path / "s" / "spec.yaml").write_text(yaml.safe_dump(saved))
+    spec = parse({"name": "s", "storage": str(tmp_path), "base": {"epochs": 1}, "search": search})
+    with pytest.raises(SpecError, match=r"this study's search so far optimised final_test_accuracy \(max\).*give the "
+                                        r"spec another name: to search on best_val_accuracy \(max\) as a new study"):
+        plan(spec)
+    saved["search"]["metric"] = "best_val_accuracy"
+    (tmp_path / "s" / "spec.yaml").write_text(yaml.safe_dump(saved))
+    assert plan(spec).spec is spec  # the same objective goes on
