@@ -63,18 +63,18 @@ def _alone_worker(path: str) -> None:
     import torch
 
     from dst_core import TrainConfig
-    from study.trial import TrialRun
+    from study.trial import Trial, TrialRun
 
     torch.set_num_threads(1)
-    configs = [TrainConfig.from_dict(c) for c in json.loads(Path(path).read_text())]
-    warm = TrialRun(configs[0])  # the once-per-process costs (torch._dynamo on the first optimizer)
+    trials = [Trial.of(TrainConfig.from_dict(c)) for c in json.loads(Path(path).read_text())]
+    warm = TrialRun(trials[0])  # the once-per-process costs (torch._dynamo on the first optimizer)
     next(warm.reports())
     seconds = {}
-    for config in configs:
-        run = TrialRun(config)
+    for trial in trials:
+        run = TrialRun(trial)
         for _ in run.reports():
             pass
-        seconds[run.id] = time.perf_counter() - run.started
+        seconds[trial.id] = time.perf_counter() - run.started
     print(json.dumps(seconds))
 
 
@@ -82,7 +82,7 @@ def _alone(configs, cpus: int, tmp: Path) -> dict[str, float]:
     procs = []
     for i in range(cpus):
         share = tmp / f"alone-{i}.json"
-        share.write_text(json.dumps([c.to_dict() for c in configs[i::cpus]]))
+        share.write_text(json.dumps([t.config.to_dict() for t in configs[i::cpus]]))
         procs.append(subprocess.Popen([sys.executable, __file__, "--alone-worker", str(share)], cwd=ROOT,
                                       stdout=subprocess.PIPE, text=True,
                                       env={**os.environ, "OMP_NUM_THREADS": "1"}))

@@ -27,7 +27,7 @@ from typing import Any
 from .config import ALGORITHM_REVISION, TrainConfig
 from .errors import (CheckpointMismatchError, ConfigError, DatasetNotFoundError, Diverged, DstError, Interrupted,
                      UnknownNameError)
-from .summary import summarise
+from .summary import EpochMetrics, Summary, summarise
 
 # The rest loads torch (~1.5 s): it is imported on first use, so reading results never pays for it
 _LAZY = {
@@ -54,8 +54,8 @@ __version__ = "0.1.0"
 __all__ = [
     "ALGORITHM_REVISION", "CRITERIA", "DATASETS", "DENSITY", "GROWTH", "MODELS", "SCHEDULES",
     "CheckpointMismatchError", "ConfigError", "DataBundle", "DatasetNotFoundError", "Diverged", "DstError",
-    "Interrupted", "MaskSet", "TopologyUpdater", "TrainConfig", "Trainer", "UnknownNameError",
-    "UpdateSchedule", "build_model", "drop_and_grow", "drop_schedule", "jaccard", "layer_counts",
+    "EpochMetrics", "Interrupted", "MaskSet", "Summary", "TopologyUpdater", "TrainConfig", "Trainer",
+    "UnknownNameError", "UpdateSchedule", "build_model", "drop_and_grow", "drop_schedule", "jaccard", "layer_counts",
     "layer_densities", "load_dataset", "n_active", "removal_overlap", "select_grow", "select_prune",
     "select_top", "sparsifiable", "summarise", "train",
 ]

@@ -6,7 +6,8 @@ are removed (:func:`dst_core.masks.top_indices`: ties to the lower flat index). 
 positions compete: the score is computed on the active entries alone (``mask`` is then all True),
 so no criterion multiplies by the mask. Hyper-parameters are keyword-only (MEST's ``gamma``).
 ``needs_grad`` tells the trainer whether the current minibatch gradient is required. A criterion
-whose removal is not "the k lowest scores" registers a ``select=`` function instead (the two SETs).
+whose removal is not "the k lowest scores" registers that removal instead, marked ``selects=True``:
+``select(w, g, k, generator) -> indices`` of the active weights to remove (the two SETs).
 ``paper_order`` says where the paper's code runs the topology update for this criterion (after or
 before the optimizer step; see :mod:`dst_core.topology`); ``exact_count=False`` marks the one rule
 that does not remove exactly ``k`` weights.
@@ -71,7 +72,9 @@ def magnitude(w: Tensor, g: Tensor | None, mask: Tensor, generator=None) -> Tens
     return w.abs()
 
 
-def _select_set(w: Tensor, g: Tensor | None, k: int, generator=None) -> Tensor:
+@CRITERIA.register("set", needs_grad=False, selects=True, paper_order="after_step",
+                   description="smallest positive and negative weights, half each (Mocanu et al. 2018)")
+def set_(w: Tensor, g: Tensor | None, k: int, generator=None) -> Tensor:
     """SET's sign-split removal of exactly ``k`` of the active weights ``w`` (module docstring)."""
     del g, generator
     positive = (w >= 0).nonzero().squeeze(1)
@@ -84,15 +87,9 @@ def _select_set(w: Tensor, g: Tensor | None, k: int, generator=None) -> Tensor:
                       negative[top_indices(w[negative], take_neg)]])
 
 
-@CRITERIA.register("set", needs_grad=False, select=_select_set, paper_order="after_step",
-                   description="smallest positive and negative weights, half each (Mocanu et al. 2018)")
-def set_(w: Tensor, g: Tensor | None, mask: Tensor, generator=None) -> Tensor:
-    """Ranking SET uses within each sign; its removal is the sign split of ``_select_set``."""
-    del g, mask, generator
-    return w.abs()
-
-
-def _select_set_paper_code(w: Tensor, g: Tensor | None, k: int, generator=None) -> Tensor:
+@CRITERIA.register("set_paper_code", needs_grad=False, selects=True, paper_order="after_step", exact_count=False,
+                   description="the paper code's SET: removes about half the active weights")
+def set_paper_code(w: Tensor, g: Tensor | None, k: int, generator=None) -> Tensor:
     """The paper code's "SET" removal (module docstring): not ``k`` weights, about half of them."""
     del g, generator
     if k == 0:
@@ -105,15 +102,6 @@ def _select_set_paper_code(w: Tensor, g: Tensor | None, k: int, generator=None) 
     keep_neg = top_indices(w[negative], max(min(h, negative.numel()) - 1, 0), largest=False)
     drop_neg = negative[indices_to_mask(keep_neg, negative.shape).logical_not().nonzero().squeeze(1)]
     return torch.cat([drop_pos, drop_neg, zero])
-
-
-@CRITERIA.register("set_paper_code", needs_grad=False, select=_select_set_paper_code,
-                   paper_order="after_step", exact_count=False,
-                   description="the paper code's SET: removes about half the active weights")
-def set_paper_code(w: Tensor, g: Tensor | None, mask: Tensor, generator=None) -> Tensor:
-    """Ranking within each sign; the removal is ``_select_set_paper_code``."""
-    del g, mask, generator
-    return w.abs()
 
 
 @CRITERIA.register("mest", needs_grad=True, paper_order="before_step",
@@ -188,7 +176,7 @@ def prune_active(criterion: str, w: Tensor, g: Tensor | None, k: int,
     entry = CRITERIA.get(criterion)
     if entry.needs_grad and g is None:
         raise ValueError(f"criterion {entry.name!r} needs the gradient; got grad=None")
-    if "select" in entry.meta:
-        return entry.select(w, g, k, generator)
+    if entry.meta.get("selects"):  # its own removal rule, not the k lowest scores
+        return entry.obj(w, g, k, generator)
     scores = entry.obj(w, g, torch.ones_like(w, dtype=torch.bool), generator, **params)
     return top_indices(scores, k, largest=False)

@@ -4,7 +4,9 @@ A growth rule is ``score(weight, grad, mask, generator) -> Tensor`` where a **hi
 grow first**; the updater grows exactly as many weights per layer as it removed there, choosing
 the highest-scoring inactive positions (positions removed in the same update are eligible).
 
-* ``random`` (SET): uniform among inactive positions.
+* ``random`` (SET): uniform among inactive positions. Rather than a score per position it registers
+  its selection (``selects=True``: ``select(candidates, k, generator) -> indices``), a cheaper draw
+  with the law of the top-``k`` of uniform random scores.
 * ``gradient`` (RigL, Evci et al. 2020): largest ``|g|`` of the dense minibatch gradient.
 """
 
@@ -24,7 +26,8 @@ __all__ = ["GROWTH", "grow_indices", "select_grow"]
 GROWTH: Registry[Callable[..., Tensor]] = Registry("growth")
 
 
-def _sample_uniform(candidates: Tensor, k: int, generator: torch.Generator | None = None) -> Tensor:
+@GROWTH.register("random", needs_grad=False, selects=True, description="uniform among inactive positions (SET)")
+def random(candidates: Tensor, k: int, generator: torch.Generator | None = None) -> Tensor:
     """``k`` flat indices drawn uniformly without replacement among the True entries.
 
     Draws positions uniformly over the whole tensor, keeps those that are candidates and distinct,
@@ -48,14 +51,6 @@ def _sample_uniform(candidates: Tensor, k: int, generator: torch.Generator | Non
     return found[keep]
 
 
-@GROWTH.register("random", needs_grad=False, select=_sample_uniform,
-                 description="uniform among inactive positions (SET)")
-def random(w: Tensor, g: Tensor | None, mask: Tensor, generator=None) -> Tensor:
-    """Random scores; the updater uses the equivalent, cheaper ``_sample_uniform``."""
-    del g, mask
-    return torch.rand(w.shape, generator=generator, device=w.device)
-
-
 @GROWTH.register("gradient", needs_grad=True, description="largest |dense gradient| (RigL)")
 def gradient(w: Tensor, g: Tensor, mask: Tensor, generator=None) -> Tensor:
     del w, mask, generator
@@ -74,6 +69,6 @@ def grow_indices(growth: str, weight: Tensor, grad: Tensor | None, mask: Tensor,
     entry = GROWTH.get(growth)
     if entry.needs_grad and grad is None:
         raise ValueError(f"growth {entry.name!r} needs the gradient; got grad=None")
-    if "select" in entry.meta:
-        return entry.select(~mask, k, generator)
+    if entry.meta.get("selects"):  # its own draw among the inactive positions, not the top-k of scores
+        return entry.obj(~mask, k, generator)
     return top_indices_among(entry.obj(weight, grad, mask, generator), ~mask, k)

@@ -1,6 +1,9 @@
 """One training run: a plain function of its config that yields per-epoch metrics.
 
-:func:`train` is the whole API: ``for metrics in train(config, checkpoint_dir=d): ...``. With a
+:func:`train` runs one: ``for metrics in train(config, checkpoint_dir=d): ...`` (each ``metrics``
+a dict of :class:`~dst_core.summary.EpochMetrics`' fields). :class:`Trainer` is the same run as an
+object, for callers that need its state between epochs (its history, device, position, whether the
+epoch just yielded was checkpointed), as ``study``'s trials do. With a
 ``checkpoint_dir`` the run writes a checkpoint after an epoch when ``checkpoint_seconds`` have
 passed since the last one (0, the default: after every epoch), always after the last epoch and when
 ``should_stop()`` asks it to stop between two batches; started again with the same directory, it
@@ -17,6 +20,7 @@ is evaluated on the held-out validation images (``val_fraction``) and on the tes
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 import warnings
@@ -36,6 +40,7 @@ from .errors import ConfigError, Diverged, DstError, DstWarning, Interrupted
 from .masks import MaskSet, sparsifiable
 from .models import build_model
 from .schedules import UpdateSchedule, drop_schedule
+from .summary import EpochMetrics
 from .topology import TopologyUpdater, derive_generator, resolve_order
 
 __all__ = ["Diverged", "Interrupted", "Trainer", "n_kept_for_training", "resolve_device", "static_reason", "train"]
@@ -218,23 +223,23 @@ class Trainer:
         val_loss, val_acc = self.evaluate(self.val_x, self.val_y) if len(self.val_y) else (None, None)
         test_loss, test_acc = self.evaluate()
         sparse, dynamic = self.masks is not None, self.updater is not None
-        metrics = {
-            "epoch": self.epoch,
-            "step": self.step,
-            "lr": lr,
-            "train_loss": train_loss,
-            "train_accuracy": float(run["correct"]) / max(run["count"], 1),
-            "val_loss": val_loss,
-            "val_accuracy": val_acc,
-            "test_loss": test_loss,
-            "test_accuracy": test_acc,
-            "density": self.masks.density() if sparse else 1.0,
-            "drop_fraction": self.updater.drop_schedule(self.step) if dynamic else 0.0,
-            "itop_rate": self.masks.itop_rate() if sparse else 1.0,
-            "n_updates": run["n_updates"],
-            "update_seconds": run["update_seconds"],
-            "epoch_seconds": time.perf_counter() - start,
-        }
+        metrics = dataclasses.asdict(EpochMetrics(
+            epoch=self.epoch,
+            step=self.step,
+            lr=lr,
+            train_loss=train_loss,
+            train_accuracy=float(run["correct"]) / max(run["count"], 1),
+            val_loss=val_loss,
+            val_accuracy=val_acc,
+            test_loss=test_loss,
+            test_accuracy=test_acc,
+            density=self.masks.density() if sparse else 1.0,
+            drop_fraction=self.updater.drop_schedule(self.step) if dynamic else 0.0,
+            itop_rate=self.masks.itop_rate() if sparse else 1.0,
+            n_updates=run["n_updates"],
+            update_seconds=run["update_seconds"],
+            epoch_seconds=time.perf_counter() - start,
+        ))
         if dynamic and cfg.jaccard_every and self.epoch % cfg.jaccard_every == 0:
             metrics["jaccard"] = self.removal_overlap()
         return metrics

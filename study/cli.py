@@ -42,15 +42,14 @@ import dst_core
 from dst_core import TrainConfig
 from dst_core import checkpoint as ckpt
 from dst_core.errors import DstError
-from dst_core.summary import summarise
+from dst_core.summary import EpochMetrics, summarise
 
 from .plots import KINDS, plot
 from .comparison import CORRECTIONS, TESTS, columns_for, compare, default_axes, default_metric, ranking
 from .queries import open_study, query, table_columns
-from .trial_id import trial_id
 from .render import FORMATS, print_comparison, print_frame
 from .store import STATUSES, TABLES, ParquetStore, StoreError, UnreadableFileWarning, WriteFailed
-from .trial import TrialRun, count_by_kind, never_updating, read_position, result_rows, trial_label, utc_now
+from .trial import Trial, TrialRun, count_by_kind, never_updating, read_position, result_rows, utc_now
 
 __all__ = ["main"]
 
@@ -179,19 +178,15 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
 
 
 def _format_epoch(m: dict[str, Any], epochs: int) -> str:
-    val = "" if m["val_accuracy"] is None else f"val {m['val_accuracy']:6.2%}  "
-    return (f"epoch {m['epoch']:>{len(str(epochs))}}/{epochs}  loss {m['train_loss']:.4f}  "
-            f"train {m['train_accuracy']:6.2%}  {val}test {m['test_accuracy']:6.2%}  density {m['density']:.4f}  "
-            f"drop {m['drop_fraction']:.3f}  itop {m['itop_rate']:.3f}  updates {m['n_updates']}  "
-            f"{m['epoch_seconds']:.2f}s")
+    """The epoch line: the metrics :class:`EpochMetrics` marks as shown, in its order (None left out)."""
+    shown = [f.metadata["shown"].format(m[f.name]) for f in dataclasses.fields(EpochMetrics)
+             if f.metadata["shown"] and m.get(f.name) is not None]
+    return f"epoch {m['epoch']:>{len(str(epochs))}}/{epochs}  " + "  ".join(shown)
 
 
 def _final(history: list[dict[str, Any]], config: TrainConfig) -> dict[str, Any]:
-    final = {k: v for k, v in history[-1].items() if k != "jaccard"}
-    final["epochs"] = final.pop("epoch")
-    final.update(summarise(history))
-    final["config"] = config.to_dict()
-    return final
+    """What ``train --json`` prints: the run's summary, named as the trials table's columns, and its config."""
+    return {**summarise(history), "config": config.to_dict()}
 
 
 def _writable_dir(path: str, what: str) -> None:
@@ -217,7 +212,8 @@ def _train(args: argparse.Namespace) -> int:
     if args.results:
         ParquetStore(args.results).check_writable()
     started = utc_now()
-    run = TrialRun(config, args.checkpoint_dir)
+    trial = Trial.of(config)
+    run = TrialRun(trial, args.checkpoint_dir)
     trainer = run.trainer
     log = sys.stderr if args.json else sys.stdout
     print(f"training {config.model} on {config.dataset} ({trainer.device}): density {config.density}, "
@@ -246,7 +242,7 @@ def _train(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGINT, previous)
     code = 0
     if args.results:
-        rows = result_rows(config, report, status="completed", started_at=started, ended_at=utc_now())
+        rows = result_rows(trial, report, status="completed", started_at=started, ended_at=utc_now())
         try:
             ParquetStore(args.results).append(*rows)
             print(f"trial {rows[0][0]['trial_id']} written to {args.results}", file=log)
@@ -257,8 +253,8 @@ def _train(args: argparse.Namespace) -> int:
     selected = final["test_accuracy_at_best_val"]
     at_best_val = "" if selected is None else \
         f" ({selected:.2%} at epoch {final['best_val_epoch']}, the best validation accuracy)"
-    print(f"final: test accuracy {final['test_accuracy']:.2%}{at_best_val}, "
-          f"density {final['density']:.4f}, ITOP {final['itop_rate']:.3f}", file=log)
+    print(f"final: test accuracy {final['final_test_accuracy']:.2%}{at_best_val}, "
+          f"density {final['final_density']:.4f}, ITOP {final['final_itop_rate']:.3f}", file=log)
     if args.json:
         print(json.dumps(_json_safe(final)))
     return code
@@ -285,15 +281,15 @@ def _validate(args: argparse.Namespace) -> int:
     if spec.search is None:
         trials = spec.trials()
         what = f"{len(trials)} trials ({count_by_kind(trials)})"
-        _warn_never_updating(trials, spec.axes)
+        _warn_never_updating(trials)
     else:
         what = f"an Optuna search of {spec.search.n_trials} trials"
     print(f"{args.spec}: valid: study {spec.name!r} with {what}, results in {spec.study_dir}")
     return 0
 
 
-def _warn_never_updating(configs, axes) -> None:
-    for line in never_updating(configs, axes):
+def _warn_never_updating(trials) -> None:
+    for line in never_updating(trials):
         print(f"dst-study: warning: {line}", file=sys.stderr)
 
 
@@ -353,20 +349,20 @@ def _run_study(args: argparse.Namespace) -> int:
         spec = load_study_spec(store.root)
     p = plan(spec, retry_failed=args.retry_failed, rerun_outdated=args.rerun_outdated)
     if spec.search is not None:
-        print(f"study {spec.name!r}: Optuna search of {spec.search.n_trials} trials, {len(p.done)} done, "
-              f"{max(spec.search.n_trials - len(p.done), 0)} to run -> {spec.study_dir}")
+        print(f"study {spec.name!r}: Optuna search of {spec.search.n_trials} trials, {len(p.finished)} done, "
+              f"{max(spec.search.n_trials - len(p.finished), 0)} to run -> {spec.study_dir}")
     else:
-        print(f"study {spec.name!r}: {len(p.trials)} trials ({count_by_kind(p.trials)}), {len(p.done)} done, "
+        print(f"study {spec.name!r}: {len(p.trials)} trials ({count_by_kind(p.trials)}), {len(p.finished)} done, "
               f"{len(p.missing)} to run ({len(p.resume_from)} from checkpoints) -> {spec.study_dir}")
         if p.outdated:
             print(f"  {len(p.outdated)} of the done trials ran an older algorithm revision than this dst-study's "
                   f"({dst_core.ALGORITHM_REVISION}): they count as done; --rerun-outdated runs them again")
-        _warn_never_updating(p.missing, spec.axes)
+        _warn_never_updating(p.missing)
     stop_if_requested()  # a SIGTERM while the spec was read and checked
     if args.dry_run:
         for c in p.missing:
-            where = " (resumes from checkpoint)" if trial_id(c) in p.resume_from else ""
-            print(f"  run  {trial_id(c)}  {trial_label(c, spec.axes)}{where}")
+            where = " (resumes from checkpoint)" if c.id in p.resume_from else ""
+            print(f"  run  {c.id}  {c.label}{where}")
         return 0
     run_study(p, address=args.address, max_concurrent=args.max_concurrent, num_cpus=args.num_cpus,
               num_gpus=args.num_gpus, verbose=args.verbose, log=lambda line: print(line, flush=True),
@@ -375,7 +371,7 @@ def _run_study(args: argparse.Namespace) -> int:
     trials = query(store, "trials")
     _closing_table(spec, trials)
     left = plan(spec)  # failed trials count as finished here
-    missing = len(left.missing) if spec.search is None else max(spec.search.n_trials - len(left.done), 0)
+    missing = len(left.missing) if spec.search is None else max(spec.search.n_trials - len(left.finished), 0)
     if missing:  # stopped before the end
         print(f"dst-study: stopped with {missing} trials still to run; `dst-study resume {spec.study_dir}` "
               "continues the study", file=sys.stderr)

@@ -27,7 +27,7 @@ import pandas as pd
 from dst_core.config import RUN_ONLY_FIELDS, UNUSED_BY_KIND
 
 from . import stats
-from .store import CONFIG_COLUMNS, StoreError
+from .store import CONFIG_COLUMNS, StoreError, revision, revision_where
 
 __all__ = ["CORRECTIONS", "Comparison", "SPANS", "TESTS", "check_one_revision", "columns_for", "compare", "default_axes",
            "default_metric", "groupable", "ranking", "trial_kinds", "varying_axes"]
@@ -106,14 +106,14 @@ def groupable(column: pd.Series) -> pd.Series:
 
 
 def check_one_revision(trials: pd.DataFrame) -> None:
-    """Refuse to pool results of different algorithm revisions (rows without one are revision 1)."""
+    """Refuse to pool results of different algorithm revisions (:func:`study.store.revision`)."""
     if "algorithm_revision" not in trials or trials.empty:
         return
-    revisions = sorted(int(r) for r in trials["algorithm_revision"].fillna(1).unique())
+    revisions = sorted(int(r) for r in revision(trials).unique())
     if len(revisions) > 1:
         raise StoreError(f"these trials come from algorithm revisions {', '.join(map(str, revisions))}, whose "
-                         f"results are not comparable; narrow them with --where 'algorithm_revision == "
-                         f"{revisions[-1]}', or re-run the older ones (dst-study run SPEC --rerun-outdated)")
+                         f"results are not comparable; narrow them with --where '{revision_where(revisions[-1])}', "
+                         "or re-run the older ones (dst-study run SPEC --rerun-outdated)")
 
 
 def columns_for(metric: str | None, rows: str, cols: str) -> list[str]:
@@ -189,8 +189,12 @@ def compare(trials: pd.DataFrame, metric: str = "final_test_accuracy", rows: str
     refs = [_reference(data[data["kind"] == kind], kind, metric, rows, cols, split, cells) for kind in kinds]
     cells = pd.concat([cells, *[r for r in refs if not r.empty]], ignore_index=True)
     if reference is not None and reference not in set(cells[rows]):
-        raise StoreError(f"--reference {reference!r}: no such {rows} here (rows: "
-                         f"{', '.join(sorted(map(str, cells[rows].unique())))})")
+        # from the command line a reference is text: the row it names may be a number (an update period)
+        named = [r for r in cells[rows].unique() if _show(r) == str(reference) or str(r) == str(reference)]
+        if len(named) != 1:
+            raise StoreError(f"--reference {reference!r}: no such {rows} here (rows: "
+                             f"{', '.join(sorted(map(str, cells[rows].unique())))})")
+        reference = named[0]
     pooled = sorted(cells[pool].dropna().unique(), key=lambda v: (str(type(v)), v)) if pool is not None else []
     cells = _test(cells, split, rows, cols, pool, reference, higher, alpha, test, correction)
     comparison = Comparison(metric, rows, cols, [a for a in split if a != pool], cells, alpha, higher,

@@ -24,15 +24,16 @@ import pandas as pd
 
 from .comparison import SPANS, check_one_revision, groupable, trial_kinds, varying_axes
 from .queries import query
-from .store import ParquetStore, StoreError
+from .store import METRICS, ParquetStore, StoreError
 
-__all__ = ["COLOURS", "KINDS", "plot"]
+__all__ = ["COLOURS", "KINDS", "figure", "per_epoch_metric", "plot"]
 
 # matplotlib's tab10 without its grey, which is the dense baseline's
 _PALETTE = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive",
             "tab:cyan"]
 # One colour per criterion in every figure, listed here rather than read from dst_core's registry so
-# that drawing a figure never loads torch (a test checks that every registered criterion has one)
+# that drawing a figure never loads torch (tests/study/test_plots.py checks that every registered
+# criterion has one)
 _CRITERIA = ("magnitude", "mest", "random", "reciprocal_sensitivity", "sensitivity", "set", "set_paper_code", "snip")
 COLOURS = {name: _PALETTE[i % len(_PALETTE)] for i, name in enumerate(_CRITERIA)} | {"static": "black",
                                                                                       "dense": "grey"}
@@ -153,10 +154,16 @@ def _against(x: str, xlabel: str):
     return figure
 
 
+def per_epoch_metric(metric: str) -> str:
+    """The per-epoch metric (a ``history`` column) whose course the trials column ``metric`` ends:
+    ``final_X`` (or ``X``) is ``X``; a metric picked at one epoch (``test_accuracy_at_best_val``,
+    ``best_val_accuracy``) is drawn as the test accuracy."""
+    name = metric.removeprefix("final_")
+    return name if name in METRICS and name != "epoch" else "test_accuracy"
+
+
 def _curves(store: ParquetStore, metric: str, where: str | None):
-    per_epoch = metric.removeprefix("final_")
-    per_epoch = per_epoch if per_epoch in ("test_accuracy", "val_accuracy", "train_accuracy", "test_loss",
-                                           "train_loss", "val_loss", "itop_rate") else "test_accuracy"
+    per_epoch = per_epoch_metric(metric)
     trials = _trials(store, where)
     history = query(store, "history", columns=["trial_id", "epoch", per_epoch])
     facets = _facets(trials, ("seed",)) or [{}]
@@ -205,14 +212,15 @@ def _search(store: ParquetStore, metric: str, where: str | None):
         raise StoreError(f"{store.root}: no parameter varies between the trials; nothing to plot against")
     fig, axes = _panels(len(params), f"{metric} of each trial against the searched parameters", size=(4.5, 3.8))
     for ax, param in zip(axes, params):
-        values = trials[param]
+        drawn = trials[trials[param].notna()]  # a baseline has no value for an axis it never reads
+        values = drawn[param]
         if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
-            ax.scatter(values, trials[metric], s=14)
+            ax.scatter(values, drawn[metric], s=14)
             if values.min() > 0 and values.max() / values.min() > 20:
                 ax.set_xscale("log")
         else:  # a categorical choice: one column of points per value
-            names = sorted(values.dropna().astype(str).unique())
-            ax.scatter([names.index(str(v)) for v in values], trials[metric], s=14,
+            names = sorted(values.astype(str).unique())
+            ax.scatter([names.index(str(v)) for v in values], drawn[metric], s=14,
                        c=[COLOURS.get(str(v), "C0") for v in values])
             ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
         ax.set(xlabel=param, ylabel=metric)
@@ -225,15 +233,21 @@ KINDS: dict[str, Callable] = {"density": _against("density", "density (fraction 
                               "curves": _curves, "jaccard": _jaccard, "search": _search}
 
 
+def figure(store: ParquetStore, kind: str, metric: str = "final_test_accuracy", where: str | None = None):
+    """The matplotlib Figure of kind ``kind`` of the study (its trials matching ``where``); close it
+    with ``matplotlib.pyplot.close`` when done."""
+    if kind not in KINDS:
+        raise StoreError(f"unknown plot kind {kind!r} (choices: {', '.join(sorted(KINDS))})")
+    return KINDS[kind](store, metric, where)
+
+
 def plot(store: ParquetStore, kind: str, out: str | Path, metric: str = "final_test_accuracy",
          where: str | None = None) -> Path:
     """Draw figure ``kind`` of the study (its trials matching ``where``) into the PNG file ``out``."""
-    if kind not in KINDS:
-        raise StoreError(f"unknown plot kind {kind!r} (choices: {', '.join(sorted(KINDS))})")
     out = Path(out)
     if out.suffix.lower() != ".png":
         raise StoreError(f"--out {str(out)!r}: expected a .png file name")
-    fig = KINDS[kind](store, metric, where)
+    fig = figure(store, kind, metric, where)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)  # the panels' layout is matplotlib's constrained layout
     _pyplot().close(fig)

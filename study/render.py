@@ -68,7 +68,7 @@ def _order(value) -> tuple:
 
 
 def _row_order(table: pd.DataFrame, rows: str) -> list:
-    dst = sorted(table.loc[table["kind"] == "dst", rows].unique(), key=str)
+    dst = sorted(table.loc[table["kind"] == "dst", rows].unique(), key=_order)  # numbers as numbers
     return dst + [r for r in ("static", "dense") if (table[rows] == r).any()]
 
 

@@ -25,7 +25,7 @@ from .plots import plot
 from .queries import query
 from .render import comparison_caption, comparison_tables
 from .runner import SPEC_FILE
-from .store import ParquetStore, StoreError
+from .store import ParquetStore, StoreError, revision, revision_where
 
 __all__ = ["write_report"]
 
@@ -121,8 +121,8 @@ def write_report(store: ParquetStore, out_dir: str | Path) -> Path:
     if trials.empty:
         raise StoreError(f"{store.root}: no trials yet; nothing to report")
     trials = trials.assign(kind=trial_kinds(trials))
-    revision = trials["algorithm_revision"].fillna(1).astype(int)
-    done = trials[(trials["status"] == "completed") & (revision == revision.max())]
+    row_revision = revision(trials)
+    done = trials[(trials["status"] == "completed") & (row_revision == row_revision.max())]
     spec = _spec_text(store)
     parsed = yaml.safe_load(spec) if spec else None
     space = list(parsed["search"].get("space", {})) if isinstance(parsed, dict) and parsed.get("search") else None
@@ -135,7 +135,7 @@ def write_report(store: ParquetStore, out_dir: str | Path) -> Path:
 
     counts = trials.pivot_table(index="kind", columns="status", values="trial_id", aggfunc="count", fill_value=0)
     sections += ["<h2>Trials</h2>", _frame_table(counts.reset_index())]
-    revisions = revision.value_counts().sort_index()
+    revisions = row_revision.value_counts().sort_index()
     if len(revisions) > 1 or revisions.index[0] != dst_core.ALGORITHM_REVISION:
         sections.append("<p class='note'>Trials per algorithm revision (results of different revisions are not "
                         "comparable, so the tables and figures below hold revision "
@@ -158,8 +158,7 @@ def write_report(store: ParquetStore, out_dir: str | Path) -> Path:
             for m in dict.fromkeys([metric, "final_test_accuracy"]):
                 sections += [f"<h3>{html.escape(m)}</h3>", _comparison(compare(done, m, rows, cols))]
         sections.append("<h2>Figures</h2>")
-        newest = int(revision.max())
-        where = f"algorithm_revision == {newest}" + (" or algorithm_revision == None" if newest == 1 else "")
+        where = revision_where(int(row_revision.max()))
         sections += [_img(p) for p in _figures(store, done, metric, out_dir, search, f"({where})")]
     if spec is not None:
         sections += ["<h2>Spec</h2>", f"<pre>{html.escape(spec)}</pre>"]

@@ -20,16 +20,15 @@ import pyarrow.fs as pafs
 import yaml
 from rich.console import Console
 
-from dst_core import ALGORITHM_REVISION, TrainConfig
+from dst_core import ALGORITHM_REVISION
 from dst_core import checkpoint as ckpt
 
 from .lease import StudyLease
 from .signals import clear_stop_reason, request_stop, sigterm_as_ctrl_c, stop_if_requested, stop_reason
 from .progress import Progress
 from .spec import SpecError, StudySpec, from_yaml
-from .store import OutOfSpace, ParquetStore, out_of_space, write_atomically
-from .trial import POSITION_FILE, read_position, trial_label
-from .trial_id import trial_id
+from .store import OutOfSpace, ParquetStore, out_of_space, revision, write_atomically
+from .trial import POSITION_FILE, Trial, read_position
 
 __all__ = ["COMPACT_ABOVE", "LISTING_FILE", "Listing", "Plan", "SPEC_FILE", "WAVE_SIZE", "checkpoints", "listing",
            "load_study_spec", "plan", "run"]
@@ -44,11 +43,11 @@ LISTING_FILE = "trials.json"  # that spec's trials (id and label), so `status` n
 class Plan:
     spec: StudySpec
     store: ParquetStore
-    trials: list[TrainConfig]  # every trial of the spec
-    done: dict[str, str]  # trial id -> status, for the spec's trials already in the store
-    missing: list[TrainConfig]  # to run now
+    trials: list[Trial]  # every trial of the spec (a search: none, its trials are sampled)
+    finished: dict[str, str]  # trial id -> status of those that will not run: completed (failed too, unless retried)
+    missing: list[Trial]  # to run now
     resume_from: dict[str, str]  # trial id -> checkpoint left by an earlier wave (a URI on an object store)
-    outdated: set[str] = field(default_factory=set)  # done by an older algorithm revision
+    outdated: set[str] = field(default_factory=set)  # finished by an older algorithm revision
 
 
 def plan(spec: StudySpec, retry_failed: bool = False, rerun_outdated: bool = False) -> Plan:
@@ -58,7 +57,7 @@ def plan(spec: StudySpec, retry_failed: bool = False, rerun_outdated: bool = Fal
     recorded = store.read("trials", ["trial_id", "status", "algorithm_revision"]) if store.exists() else None
     status = {} if recorded is None else dict(zip(recorded["trial_id"], recorded["status"]))
     old = set() if recorded is None else \
-        set(recorded.loc[recorded["algorithm_revision"].fillna(1) < ALGORITHM_REVISION, "trial_id"])
+        set(recorded.loc[revision(recorded) < ALGORITHM_REVISION, "trial_id"])
     if spec.search is not None:  # the trials are sampled as the search goes: count them
         if "://" in spec.study_dir:
             raise SpecError(f"study {spec.name!r}: search: keeps its Optuna study in SQLite, so storage must "
@@ -66,13 +65,13 @@ def plan(spec: StudySpec, retry_failed: bool = False, rerun_outdated: bool = Fal
         _check_same_objective(spec, store)
         return Plan(spec, store, [], status, [], {})
     trials = spec.trials()
-    ids = [trial_id(c) for c in trials]  # each a hash of the config: computed once
-    finished = {"completed"} if retry_failed else {"completed", "failed"}
-    done = {i: status[i] for i in ids if status.get(i) in finished and not (rerun_outdated and i in old)}
-    missing = [c for c, i in zip(trials, ids) if i not in done]
-    found = checkpoints(store, {i for i in ids if i not in done})
-    return Plan(spec, store, trials, done, missing, {i: store.uri(path) for i, path in found.items()},
-                set(done) & old)
+    final = {"completed"} if retry_failed else {"completed", "failed"}
+    finished = {t.id: status[t.id] for t in trials
+                if status.get(t.id) in final and not (rerun_outdated and t.id in old)}
+    missing = [t for t in trials if t.id not in finished]
+    found = checkpoints(store, {t.id for t in missing})
+    return Plan(spec, store, trials, finished, missing, {i: store.uri(path) for i, path in found.items()},
+                set(finished) & old)
 
 
 def _check_same_objective(spec: StudySpec, store: ParquetStore) -> None:
@@ -120,7 +119,7 @@ def checkpoints(store: ParquetStore, ids: set[str]) -> dict[str, str]:
     return found
 
 
-def save_spec(spec: StudySpec, trials: list[TrainConfig] | None = None) -> None:
+def save_spec(spec: StudySpec, trials: list[Trial] | None = None) -> None:
     """Keep the spec in the study folder with the listing of its trials (``trials``, default: the
     spec's own), each written atomically (a temporary file, then a rename); the listing first, and
     tied to the spec's text, so a reader never pairs one spec with another's listing."""
@@ -128,8 +127,7 @@ def save_spec(spec: StudySpec, trials: list[TrainConfig] | None = None) -> None:
     store.fs.create_dir(store.path, recursive=True)
     text = yaml.safe_dump(spec.model_dump(mode="json", exclude_none=True), sort_keys=False)
     if spec.search is None:
-        trials = spec.trials() if trials is None else trials
-        entries = [[trial_id(c), trial_label(c, spec.axes)] for c in trials]
+        entries = [[t.id, t.label] for t in (spec.trials() if trials is None else trials)]
         data = {"spec_sha256": _sha256(text), "total": len(entries), "trials": entries}
     else:
         data = {"spec_sha256": _sha256(text), "total": spec.search.n_trials, "search": True}
@@ -178,7 +176,7 @@ def listing(store: ParquetStore) -> Listing | None:
     if spec.search is not None:
         return Listing(spec.search.n_trials, [], True)
     trials = spec.trials()
-    return Listing(len(trials), [(trial_id(c), trial_label(c, spec.axes)) for c in trials])
+    return Listing(len(trials), [(t.id, t.label) for t in trials])
 
 
 def load_study_spec(study_dir: str) -> StudySpec:
@@ -236,7 +234,7 @@ def run(p: Plan, *, address: str | None = None, max_concurrent: int | None = Non
 def _run(p: Plan, lease: StudyLease, *, address: str | None, max_concurrent: int | None, num_cpus: float | None,
          num_gpus: float | None, verbose: bool, log: Callable[[str], None], console: Console | None) -> None:
     save_spec(p.spec, p.trials)  # at once: a study stopped from here on is resumed from its folder
-    to_search = p.spec.search.n_trials - len(p.done) if p.spec.search is not None else 0
+    to_search = p.spec.search.n_trials - len(p.finished) if p.spec.search is not None else 0
     if not p.missing and to_search <= 0:
         lease.confirm()
         return
@@ -274,7 +272,7 @@ def _run(p: Plan, lease: StudyLease, *, address: str | None, max_concurrent: int
         if to_search > 0:
             ray_tune.run_search(
                 p.spec.search, p.spec.base, p.store, n_trials=to_search, tune_dir=tune_dir,
-                wave=f"search-{time.time_ns()}", optuna_db=f"{p.store.path}/optuna.db", study_name=p.spec.name, done=len(p.done),
+                wave=f"search-{time.time_ns()}", optuna_db=f"{p.store.path}/optuna.db", study_name=p.spec.name, done=len(p.finished),
                 cpu=p.spec.resources.cpu, gpu=p.spec.resources.gpu, retries=p.spec.retries,
                 checkpoint_seconds=p.spec.checkpoint_seconds, max_concurrent=max_concurrent or p.spec.max_concurrent,
                 progress=progress, axes=p.spec.axes, verbose=verbose)
@@ -286,7 +284,7 @@ def _run(p: Plan, lease: StudyLease, *, address: str | None, max_concurrent: int
                 retries=p.spec.retries, checkpoint_seconds=p.spec.checkpoint_seconds,
                 max_concurrent=max_concurrent or p.spec.max_concurrent, progress=progress, axes=p.spec.axes)
             stored = set(p.store.read("trials", ["trial_id"])["trial_id"])
-            if any(trial_id(c) not in stored for c in wave):
+            if any(t.id not in stored for t in wave):
                 break  # Tune stopped the wave (Ctrl-C, SIGTERM): so does the study
     finally:
         progress.close()

@@ -40,15 +40,16 @@ from pathlib import Path
 from typing import Any, Iterator, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, ValidationInfo, field_validator
 
 from dst_core import TrainConfig
+from dst_core.config import UNUSED_BY_KIND
 from dst_core.errors import ConfigError, DstError
 from dst_core.registry import did_you_mean
 
 from .store.parquet import ParquetStore, StoreError, uri_problem
 from .store.schema import METRICS, TRIALS
-from .trial_id import trial_id
+from .trial import Trial
 
 __all__ = ["SearchSpec", "SpecError", "StudySpec", "from_yaml", "load", "parse"]
 
@@ -87,6 +88,7 @@ class SearchSpec(BaseModel):
 
 class StudySpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    _trials: list[Trial] | None = PrivateAttr(None)  # trials(), expanded once
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=200)
     storage: str = Field("results", min_length=1)
     base: dict[str, Any] = {}
@@ -134,13 +136,32 @@ class StudySpec(BaseModel):
                 for cell in _cross(rest):
                     yield {**cell, **own}
 
-    def trials(self) -> list[TrainConfig]:
-        """The trials in a stable order (grid, then includes), each config once (collapsed by id)."""
-        seen: dict[str, TrainConfig] = {}
-        for cell in self.cells():
-            config = TrainConfig.from_dict({**self.base, **cell})
-            seen.setdefault(trial_id(config), config)
-        return list(seen.values())
+    def trials(self) -> list[Trial]:
+        """The trials in a stable order (grid, then includes), each once. Cells that a trial's kind
+        cannot tell apart (a static baseline crossed with every criterion) collapse before a config
+        is built, the rest (a name spelt two ways) by id: each trial's config is built and hashed once,
+        and the spec keeps the list."""
+        if self._trials is None:
+            axes, cells, seen = self.axes, set(), {}
+            for cell in self.cells():
+                values = {**self.base, **cell}
+                key = _cell_key(values)
+                if key not in cells:
+                    cells.add(key)
+                    trial = Trial.of(TrainConfig.from_dict(values), axes)
+                    seen.setdefault(trial.id, trial)
+            self._trials = list(seen.values())
+        return self._trials
+
+
+def _cell_key(values: dict[str, Any]) -> str:
+    """A cell's values without the fields its kind never reads, where the kind is plain from the
+    values (a spelling the config would normalise only costs a duplicate build, collapsed by id)."""
+    density = values.get("density")
+    kind = "dense" if type(density) in (int, float) and density == 1 else "static" if values.get("static") is True \
+        else "dst"
+    unused = set(UNUSED_BY_KIND[kind])
+    return repr(sorted((k, repr(v)) for k, v in values.items() if k not in unused))
 
 
 def _cross(axes: dict[str, list[Any]]) -> Iterator[dict[str, Any]]:
@@ -298,7 +319,7 @@ def _data_problems(spec: StudySpec, base: TrainConfig) -> list[str]:
     from dst_core.data import DATASETS, check_dataset  # torch: only a spec being checked to run needs it
     from dst_core.models import check_compatible
 
-    configs = spec.trials() if spec.search is None else [base]
+    configs = [t.config for t in spec.trials()] if spec.search is None else [base]
     problems = []
     for model, dataset in sorted({(c.model, c.dataset) for c in configs}):
         meta = DATASETS.get(dataset).meta

@@ -21,6 +21,7 @@ import socket
 import subprocess
 import time
 import warnings
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
@@ -32,7 +33,7 @@ from dst_core.summary import METRICS, summarise
 
 from .trial_id import trial_id
 
-__all__ = ["POSITION_FILE", "Rows", "TrialRun", "count_by_kind", "git_commit", "git_dirty", "history_rows",
+__all__ = ["POSITION_FILE", "Rows", "Trial", "TrialRun", "count_by_kind", "git_commit", "git_dirty", "history_rows",
            "jaccard_rows", "never_updating", "read_position", "result_rows", "trial_label", "trial_row", "utc_now"]
 
 # Beside a trial's checkpoint in a study: its position as JSON, so `status` need not load torch
@@ -45,6 +46,41 @@ def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+@dataclass(frozen=True)
+class Trial:
+    """One trial of a study as a value: its config, its id (a hash of the config's identity) and the
+    label progress lines and listings give it. Made once, where a spec is expanded (or a search's
+    worker receives a sampled config), and handed on as it is: to the planner, through Ray Tune
+    (:meth:`to_tune`), to the worker, the store writer and the progress display. Nothing downstream
+    derives an id from a config again."""
+
+    id: str
+    config: TrainConfig
+    label: str
+
+    @classmethod
+    def of(cls, config: TrainConfig, axes: Sequence[str] = ()) -> "Trial":
+        return cls(trial_id(config), config, trial_label(config, axes))
+
+    @property
+    def kind(self) -> str:
+        return self.config.kind
+
+    def to_tune(self) -> dict[str, Any]:
+        """What crosses Ray Tune: plain, JSON-able values."""
+        return {"trial_id": self.id, "label": self.label, "config": self.config.to_dict()}
+
+    @classmethod
+    def from_tune(cls, data: Mapping[str, Any], axes: Sequence[str] = (), id: str | None = None) -> "Trial":
+        """Back from :meth:`to_tune`. A search's trial crosses Tune as its sampled config alone (flat,
+        so the Optuna study's parameter names stay those older searches used) and gets its id here,
+        once (or ``id``, when the worker's report already told it)."""
+        if "trial_id" in data:
+            return cls(data["trial_id"], TrainConfig.from_dict(data["config"]), data["label"])
+        config = TrainConfig.from_dict(data)
+        return cls(id or trial_id(config), config, trial_label(config, axes))
+
+
 class TrialRun:
     """One trial: its trainer, resumed from ``checkpoint_dir`` when that holds its checkpoint.
 
@@ -53,13 +89,14 @@ class TrialRun:
     the trainer's cadence of checkpoints.
     """
 
-    def __init__(self, config: TrainConfig, checkpoint_dir: str | os.PathLike | None = None, *,
+    def __init__(self, trial: Trial, checkpoint_dir: str | os.PathLike | None = None, *,
                  resume_from: str | None = None, checkpoint_seconds: float = 0.0):
         from dst_core import Trainer
         from dst_core import checkpoint as ckpt
 
         self.started = time.perf_counter()  # an attempt's seconds include loading data and the model
-        self.config, self.id = config, trial_id(config)
+        self.trial = trial
+        config = trial.config
         self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
         copied = bool(resume_from and self.checkpoint_dir and not (self.checkpoint_dir / ckpt.FILENAME).exists())
         if copied:
@@ -79,7 +116,7 @@ class TrialRun:
             warnings.warn(f"{e}; the trial starts over", DstWarning, stacklevel=2)
             (self.checkpoint_dir / ckpt.FILENAME).unlink()
             self.trainer = Trainer(config, checkpoint_dir=self.checkpoint_dir, checkpoint_seconds=checkpoint_seconds)
-        self._provenance = {"trial_id": self.id, "device_used": str(self.trainer.device),
+        self._provenance = {"trial_id": trial.id, "device_used": str(self.trainer.device),
                             "host": socket.gethostname(), "resumed_from": self.trainer.resumed_from or 0,
                             "torch_version": _torch_version(), "dst_study_version": __version__,
                             "algorithm_revision": ALGORITHM_REVISION}
@@ -155,16 +192,16 @@ def read_position(checkpoint_file: str, open_input: Callable[[str], Any] | None 
         return None
 
 
-def result_rows(config: TrainConfig, report: Mapping[str, Any] | None, *, status: str, started_at: datetime,
+def result_rows(trial: Trial, report: Mapping[str, Any] | None, *, status: str, started_at: datetime,
                 ended_at: datetime | None = None, error: str | None = None) -> Rows:
     """The store's rows for a trial from its last report (None or partial for one that failed early)."""
     report = report or {}
     history = [_from_json(m) for m in report.get("history", [])] if status == "completed" else []
-    row = trial_row(config, history, status=status, started_at=started_at, ended_at=ended_at, error=error,
+    row = trial_row(trial, history, status=status, started_at=started_at, ended_at=ended_at, error=error,
                     report=report)
     if status == "failed" and report.get("epoch") is not None:
         row["epochs_done"] = int(report["epoch"])  # the last epoch it reported
-    return [row], history_rows(config, history), jaccard_rows(config, history)
+    return [row], history_rows(trial, history), jaccard_rows(trial, history)
 
 
 def _from_json(metrics: Mapping[str, Any]) -> dict[str, Any]:
@@ -193,28 +230,28 @@ def _show(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def count_by_kind(configs: Sequence[TrainConfig]) -> str:
+def count_by_kind(trials: Sequence[Trial]) -> str:
     """``"550 DST, 55 static, 5 dense"``: how many trials of each kind (kinds with none left out)."""
-    counts = {kind: sum(c.kind == kind for c in configs) for kind in KINDS}
+    counts = {kind: sum(t.kind == kind for t in trials) for kind in KINDS}
     return ", ".join(f"{n} {'DST' if kind == 'dst' else kind}" for kind, n in counts.items() if n)
 
 
-def never_updating(configs: Sequence[TrainConfig], axes: Sequence[str] = ()) -> list[str]:
+def never_updating(trials: Sequence[Trial]) -> list[str]:
     """One line per reason why DST trials of ``configs`` would never update their mask, naming their
     cells: said by the driver before anything runs, since the trainer's own warning is raised in a
     Ray worker whose output nobody reads. Data sets without a fixed ``train_size`` are not judged."""
     from dst_core import DATASETS
     from dst_core.trainer import static_reason
 
-    groups: dict[str, list[TrainConfig]] = {}
-    for config in configs:
-        size = DATASETS.get(config.dataset).meta.get("train_size") if config.kind == "dst" else None
-        reason = size and static_reason(config, size)
+    groups: dict[str, list[Trial]] = {}
+    for trial in trials:
+        size = DATASETS.get(trial.config.dataset).meta.get("train_size") if trial.kind == "dst" else None
+        reason = size and static_reason(trial.config, size)
         if reason:
-            groups.setdefault(reason, []).append(config)
+            groups.setdefault(reason, []).append(trial)
     lines = []
     for reason, cells in groups.items():
-        named = ", ".join(trial_label(c, axes) for c in cells[:3]) + (f" and {len(cells) - 3} more" * (len(cells) > 3))
+        named = ", ".join(t.label for t in cells[:3]) + (f" and {len(cells) - 3} more" * (len(cells) > 3))
         lines.append(f"{len(cells)} DST trial{'s' * (len(cells) > 1)} will never update the mask ({named}): {reason}")
     return lines
 
@@ -243,14 +280,15 @@ def git_dirty() -> bool | None:
     return bool(out.stdout.strip()) if out.returncode == 0 else None
 
 
-def trial_row(config: TrainConfig, history: Sequence[dict[str, Any]], *, status: str, started_at: datetime,
+def trial_row(trial: Trial, history: Sequence[dict[str, Any]], *, status: str, started_at: datetime,
               ended_at: datetime | None = None, error: str | None = None,
               report: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """One ``trials`` row: id, kind, flat config, status, final and best metrics, provenance (from
     ``report``: the host, device and versions that ran the trial). Config fields that the trial's
     kind never reads are null, so a static baseline never reads as the criterion it was crossed with."""
     report = report or {}
-    row: dict[str, Any] = {"trial_id": trial_id(config), "status": status, "kind": config.kind}
+    config = trial.config
+    row: dict[str, Any] = {"trial_id": trial.id, "status": status, "kind": config.kind}
     unused = UNUSED_BY_KIND[config.kind]
     for key, value in config.to_dict().items():
         row[key] = None if key in unused else json.dumps(value, sort_keys=True) if isinstance(value, dict) else value
@@ -265,13 +303,11 @@ def trial_row(config: TrainConfig, history: Sequence[dict[str, Any]], *, status:
     return row
 
 
-def history_rows(config: TrainConfig, history: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    tid = trial_id(config)
-    return [{"trial_id": tid, **{k: m.get(k) for k in METRICS}} for m in history]  # older runs lack some
+def history_rows(trial: Trial, history: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"trial_id": trial.id, **{k: m.get(k) for k in METRICS}} for m in history]  # older runs lack some
 
 
-def jaccard_rows(config: TrainConfig, history: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def jaccard_rows(trial: Trial, history: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Long-form rows of the removal overlaps the run recorded (``jaccard_every``)."""
-    tid = trial_id(config)
-    return [{"trial_id": tid, "epoch": m["epoch"], "criterion_a": a, "criterion_b": b, "jaccard": v}
+    return [{"trial_id": trial.id, "epoch": m["epoch"], "criterion_a": a, "criterion_b": b, "jaccard": v}
             for m in history if "jaccard" in m for (a, b), v in m["jaccard"].items()]

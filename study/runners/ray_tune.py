@@ -20,13 +20,11 @@ from typing import Any, Sequence
 import ray
 from ray import tune
 
-from dst_core import TrainConfig
 
 from ..progress import Progress
 from ..signals import request_stop, stop_reason
 from ..store import OutOfSpace, ParquetStore, WriteFailed, out_of_space
-from ..trial import result_rows, trial_label, utc_now
-from ..trial_id import trial_id
+from ..trial import Trial, result_rows, utc_now
 from .trainable import FAULT_ENV, trainable
 
 __all__ = ["FAULT_ENV", "StoreWriter", "describe_cluster", "run_search", "run_wave", "start_ray", "stop_ray",
@@ -58,8 +56,8 @@ class StoreWriter(tune.Callback):
         self.checkpoints[trial.trial_id] = checkpoint
 
     def _finish(self, trials, trial, status: str, error: str | None) -> None:
-        cfg = TrainConfig.from_dict(trial.config["trial"])
         report = trial.last_result or {}
+        cell = Trial.from_tune(trial.config["trial"], self.axes, id=report.get("trial_id"))
         if status == "completed" and "history" not in report:
             return  # stopped before its last epoch (Ctrl-C, SIGTERM): not done, its checkpoint stays
         if status == "failed" and out_of_space(error or ""):
@@ -69,7 +67,7 @@ class StoreWriter(tune.Callback):
             request_stop(OutOfSpace(self.store.root, self.store.path, f"a trial could not save its checkpoint ({last})"))
             return
         started = self.started.get(trial.trial_id, utc_now())
-        rows = result_rows(cfg, report, status=status, started_at=started, ended_at=utc_now(), error=error)
+        rows = result_rows(cell, report, status=status, started_at=started, ended_at=utc_now(), error=error)
         try:
             self.store.append(*rows)
         except Exception as e:  # a result that cannot be written is never silently dropped
@@ -78,7 +76,7 @@ class StoreWriter(tune.Callback):
                 return
             error = f"the trial finished but its result could not be stored: {type(e).__name__}: {e}"
             status = "failed"
-            rows = result_rows(cfg, {k: v for k, v in report.items() if k != "history"}, status=status,
+            rows = result_rows(cell, {k: v for k, v in report.items() if k != "history"}, status=status,
                                started_at=started, ended_at=utc_now(), error=error)
             try:
                 self.store.append(rows[0])
@@ -94,7 +92,7 @@ class StoreWriter(tune.Callback):
         else:
             what = "FAILED: " + (error or "").strip().splitlines()[-1]
         self.progress.finished(
-            f"{trial_label(cfg, self.axes)}: {what} ({row['wall_seconds'] or 0:.1f}s)", failed=status == "failed",
+            f"{cell.label}: {what} ({row['wall_seconds'] or 0:.1f}s)", failed=status == "failed",
             running=sum(t.status == "RUNNING" for t in trials if t is not trial), seconds=row["wall_seconds"])
 
     def on_trial_complete(self, iteration, trials, trial, **info):
@@ -113,15 +111,15 @@ def _error_text(trial) -> str:
     return str(trial.get_error() or "unknown error")
 
 
-def run_wave(configs: list[TrainConfig], store: ParquetStore, *, tune_dir: str, wave: str,
+def run_wave(trials: list[Trial], store: ParquetStore, *, tune_dir: str, wave: str,
              resume_from: dict[str, str], cpu: float, gpu: float, retries: int, checkpoint_seconds: float,
              max_concurrent: int | None, progress: Progress, axes: Sequence[str] = ()) -> None:
-    """Run one Tune experiment over ``configs``; every outcome lands in ``store``."""
+    """Run one Tune experiment over ``trials``; every outcome lands in ``store``."""
     trainable_ = tune.with_parameters(trainable, resume_from=resume_from, checkpoint_seconds=checkpoint_seconds,
                                       threads=_threads(cpu))
     tuner = tune.Tuner(
         tune.with_resources(trainable_, {"cpu": cpu, "gpu": gpu}),
-        param_space={"trial": tune.grid_search([c.to_dict() for c in configs])},
+        param_space={"trial": tune.grid_search([t.to_tune() for t in trials])},
         tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent, reuse_actors=True,
                                     trial_dirname_creator=_dirname),
         run_config=tune.RunConfig(
@@ -172,7 +170,7 @@ def run_search(search, base: dict[str, Any], store: ParquetStore, *, n_trials: i
     tuner = tune.Tuner(
         tune.with_resources(tune.with_parameters(trainable, checkpoint_seconds=checkpoint_seconds,
                                                  threads=_threads(cpu)), {"cpu": cpu, "gpu": gpu}),
-        param_space={"trial": {**base, **space}},
+        param_space={"trial": {**base, **space}},  # a sampled config: the worker gives it its id
         tune_config=tune.TuneConfig(search_alg=searcher, num_samples=n_trials, max_concurrent_trials=concurrent,
                                     reuse_actors=True, trial_dirname_creator=_dirname),
         run_config=tune.RunConfig(
@@ -196,8 +194,9 @@ def _threads(cpu: float) -> int:
 
 
 def _dirname(trial) -> str:
-    """Trial folders are named by trial id, so a later wave finds an earlier wave's checkpoints."""
-    return trial_id(TrainConfig.from_dict(trial.config["trial"]))
+    """A grid's trial folders are named by trial id, so a later wave finds an earlier wave's
+    checkpoints; a search's sampled trials never resume across waves and keep Tune's id."""
+    return trial.config["trial"].get("trial_id") or trial.trial_id
 
 
 def start_ray(address: str | None, num_cpus: float | None, num_gpus: float | None, verbose: bool) -> bool:

@@ -16,10 +16,7 @@ from typing import Any
 
 from ray import tune
 
-from dst_core import TrainConfig
-
-from ..trial import TrialRun
-from ..trial_id import trial_id
+from ..trial import Trial, TrialRun
 
 __all__ = ["FAULT_ENV", "trainable"]
 
@@ -30,8 +27,9 @@ FAULT_ENV = "DST_STUDY_FAULT_FILE"
 
 def trainable(config: dict[str, Any], resume_from: dict[str, str] | None = None,
               checkpoint_seconds: float = 0.0, threads: int = 1) -> None:
-    """One trial under Tune: ``config["trial"]`` is a TrainConfig dict; ``resume_from`` maps trial
-    ids to checkpoints that earlier waves left behind.
+    """One trial under Tune: ``config["trial"]`` is a :class:`~study.trial.Trial` as it crosses Tune
+    (a search's: its sampled config alone); ``resume_from`` maps trial ids to checkpoints that
+    earlier waves left behind.
 
     Tune hears from the trial when a checkpoint was written (at most every ``checkpoint_seconds``,
     and after the last epoch, whose report carries the whole history): a report costs the worker
@@ -45,33 +43,33 @@ def trainable(config: dict[str, Any], resume_from: dict[str, str] | None = None,
     import torch
 
     torch.set_num_threads(threads)
-    cfg = TrainConfig.from_dict(config["trial"])
+    trial = Trial.from_tune(config["trial"])
     work = Path(tempfile.mkdtemp(prefix="dst-trial-"))
     try:
         checkpoint = tune.get_checkpoint()
         if checkpoint is not None:  # a retry in this wave
             checkpoint.to_directory(str(work))
-        earlier = None if checkpoint is not None else (resume_from or {}).get(trial_id(cfg))
-        run = TrialRun(cfg, work, resume_from=earlier, checkpoint_seconds=checkpoint_seconds)
+        earlier = None if checkpoint is not None else (resume_from or {}).get(trial.id)
+        run = TrialRun(trial, work, resume_from=earlier, checkpoint_seconds=checkpoint_seconds)
         for report, checkpointed in run.reports():
-            _maybe_fail(cfg, report["epoch"])
+            _maybe_fail(trial, report["epoch"])
             if checkpointed:
                 tune.report(report, checkpoint=tune.Checkpoint.from_directory(str(work)))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _maybe_fail(config: TrainConfig, epoch: int) -> None:
+def _maybe_fail(trial: Trial, epoch: int) -> None:
     """Raise an injected fault when ``$DST_STUDY_FAULT_FILE`` names one; a no-op otherwise."""
     path = os.environ.get(FAULT_ENV)
     if not path or not os.path.exists(path):
         return
     with open(path) as f:
         fault = json.load(f)
-    values = config.to_dict()
+    values = trial.config.to_dict()
     if fault["epoch"] != epoch or any(values.get(k) != v for k, v in fault.get("match", {}).items()):
         return
-    marks = Path(fault["dir"]) / trial_id(config)
+    marks = Path(fault["dir"]) / trial.id
     marks.mkdir(parents=True, exist_ok=True)
     done = len(list(marks.iterdir()))
     if fault["times"] < 0 or done < fault["times"]:

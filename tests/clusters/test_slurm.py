@@ -25,7 +25,6 @@ import yaml
 from study.runner import plan
 from study.spec import parse
 from study.store import ParquetStore
-from study.trial_id import trial_id
 
 from .slurm_cluster import SlurmCluster, missing_binaries, which
 
@@ -135,7 +134,7 @@ def test_sbatch_runs_study_on_two_nodes_and_resubmission_runs_nothing(slurm, ray
     spec_file = tmp_path / "spec.yaml"
     spec_file.write_text(yaml.safe_dump(data))
     spec = parse(data)
-    expected = {trial_id(c) for c in plan(spec).trials}
+    expected = {t.id for t in plan(spec).trials}
     assert len(expected) == 2
     env = _job_env(slurm, ray_tmp)
     study = ParquetStore(spec.study_dir)

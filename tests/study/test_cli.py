@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from dst_core.summary import SUMMARY
 from study.cli import main
 
 QUICK = ["--epochs", "2", "--batch-size", "256", "--lr", "0.1", "--update-period", "5", "--device", "cpu"]
@@ -22,8 +23,10 @@ def test_train_json_last_line(capsys):
     assert main(["train", *QUICK, "--density", "0.2", "--criterion", "SNIP", "--growth", "gradient", "--json"]) == 0
     out = capsys.readouterr()
     final = _final(out.out)
-    assert final["epochs"] == 2 and final["density"] == pytest.approx(0.2, abs=1e-3)
-    assert 0.0 <= final["test_accuracy"] <= 1.0 and final["config"]["criterion"] == "snip"
+    assert final["epochs_done"] == 2 and final["final_density"] == pytest.approx(0.2, abs=1e-3)
+    assert 0.0 <= final["final_test_accuracy"] <= 1.0 and final["config"]["criterion"] == "snip"
+    # each value once, named as the trials table's columns: the summary and the config, nothing else
+    assert list(json.loads(out.out.strip().splitlines()[-1])) == [*SUMMARY, "config"]
     assert "epoch 2/2" in out.err  # with --json the epoch lines go to stderr, stdout stays parseable
 
 
@@ -96,4 +99,4 @@ def test_json_output_is_valid_json(capsys):
     assert main(["train", *QUICK, "--epochs", "1", "--val-fraction", "0", "--json"]) == 0
     text = capsys.readouterr().out.strip().splitlines()[-1]
     final = json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} is not JSON"))
-    assert final["test_accuracy_at_best_val"] is None and final["val_accuracy"] is None
+    assert final["test_accuracy_at_best_val"] is None and final["final_val_accuracy"] is None

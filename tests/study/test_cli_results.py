@@ -31,7 +31,8 @@ def test_train_results_then_compare_json(study, capsys):
 def test_compare_table_marks_best(study, capsys):
     assert main(["compare", str(study)]) == 0
     out = capsys.readouterr().out
-    assert out.count("★") == 1 + 2 and "magnitude" in out  # the title explains ★ and "snip" in out and "0.05" in out
+    assert out.count("★") == 1 + 2  # the title explains ★, then one best cell per density
+    assert "magnitude" in out and "snip" in out and "0.05" in out
 
 
 def test_query_where_and_formats(study, capsys):
@@ -47,11 +48,24 @@ def test_query_where_and_formats(study, capsys):
 
 
 @pytest.mark.parametrize("kind", ["density", "curves", "jaccard", "update-period", "search"])
-def test_plot_writes_a_png(study, tmp_path, kind):
+def test_plot_writes_the_figure_as_a_png(study, tmp_path, kind):
+    """The command writes the figure ``study.plots.figure`` draws (what it shows: tests/study/test_plots.py)."""
+    import matplotlib.pyplot as plt
+
+    from study.plots import figure
+    from study.store import ParquetStore
     out = tmp_path / f"{kind}.png"
     assert main(["plot", str(study), "--kind", kind, "--out", str(out)]) == 0
     data = out.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+    fig = figure(ParquetStore(str(study)), kind)
+    size = tuple(round(v * 110) for v in fig.get_size_inches())  # plot() saves at 110 dpi
+    panels = [ax for ax in fig.axes if ax.get_visible() and ax.get_label() != "<colorbar>"]
+    plt.close(fig)
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")) == size
+    # the study varies criterion and density and recorded Jaccard rows at epoch 2: density on the x
+    # axis or a panel per density; one heat-map; a panel per varying parameter of a search
+    assert len(panels) == {"density": 1, "curves": 2, "update-period": 2, "jaccard": 1, "search": 2}[kind]
 
 
 def test_plot_where_narrows_and_bad_output_name_is_refused(study, tmp_path, capsys):
@@ -66,7 +80,7 @@ def test_plot_where_narrows_and_bad_output_name_is_refused(study, tmp_path, caps
 
 def test_status_and_compact(study, capsys):
     assert main(["status", str(study)]) == 0
-    assert "8 trials: 8 completed, 0 failed, 0 running" in capsys.readouterr().out
+    assert "8 trials: 8 completed, 0 failed\n" in capsys.readouterr().out
     assert main(["compact", str(study)]) == 0
     assert "merged 8 history parts, 8 jaccard parts, 8 trials parts" in capsys.readouterr().out
     assert main(["status", str(study)]) == 0

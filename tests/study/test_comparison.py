@@ -256,3 +256,13 @@ def test_a_study_of_baselines_only_shows_their_means():
     _, header, body, _ = comparison_tables(compare(_frame(dense + static)))[0]
     assert header == ["criterion \\ density", "0.1", "0.2"]
     assert body == [["static", "60.0 ± 0.0", "70.0 ± 0.0"], ["dense", "91.5 ± 0.7", "91.5 ± 0.7"]]
+
+
+def test_a_numeric_row_is_named_from_the_command_line_and_sorted_as_a_number():
+    rows = [("dst", "magnitude", "random", 0.1, seed, 0.5 + period / 10_000 + seed / 1000)
+            for period in (25, 100, 1600) for seed in (1, 2, 3)]
+    frame = _frame(rows).assign(update_period=[p for p in (25, 100, 1600) for _ in range(3)])
+    c = compare(frame, rows="update_period", reference="25")  # text, as --reference gives it
+    assert c.reference == 25 and _cell(c, update_period=1600)["diff"] == pytest.approx(0.1575)
+    _, _, body, _ = comparison_tables(c)[0]
+    assert [row[0] for row in body] == ["25", "100", "1600"]

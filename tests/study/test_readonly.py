@@ -13,8 +13,7 @@ from dst_core import TrainConfig
 from study.runner import LISTING_FILE, listing, save_spec
 from study.spec import parse
 from study.store import ParquetStore
-from study.trial import POSITION_FILE, result_rows
-from study.trial_id import trial_id
+from study.trial import POSITION_FILE, Trial, result_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -35,12 +34,12 @@ def study(tmp_path):
     save_spec(spec)
     trials = spec.trials()
     store = ParquetStore(spec.study_dir)
-    for i, config in enumerate(trials[:6]):
+    for i, trial in enumerate(trials[:6]):
         status = "failed" if i == 5 else "completed"
         report = {"history": _history(3, 0.3 + i / 50), "epoch": 3, "device_used": "cpu", "attempt_seconds": 1.0}
-        store.append(*result_rows(config, report, status=status, started_at=T0, ended_at=T0,
+        store.append(*result_rows(trial, report, status=status, started_at=T0, ended_at=T0,
                                   error="RuntimeError: boom" if status == "failed" else None))
-    waiting = Path(spec.study_dir) / "tune" / "wave-1" / trial_id(trials[6]) / "checkpoint_000001"
+    waiting = Path(spec.study_dir) / "tune" / "wave-1" / trials[6].id / "checkpoint_000001"
     waiting.mkdir(parents=True)
     (waiting / "checkpoint.pt").write_bytes(b"not read: the position beside it says where it stands")
     (waiting / POSITION_FILE).write_text(json.dumps({"epoch": 2, "algorithm_revision": 2}))
@@ -74,16 +73,15 @@ def test_status_counts_and_names_what_is_missing_with_its_checkpoint_epoch(study
     text, loaded = _run(f"from study.cli import main\nmain(['status', {spec.study_dir!r}])")
     assert loaded == []
     assert "8 trials" not in text.splitlines()[0] and "6 trials: 5 completed, 1 failed" in text
-    assert f"missing {trial_id(trials[6])} (snip/random density 0.3 seed 0, checkpoint at epoch 2)" in text
-    assert f"missing {trial_id(trials[7])} (snip/random density 0.3 seed 1)" in text
-    assert "failed " + trial_id(trials[5]) in text and "RuntimeError: boom" in text
+    assert f"missing {trials[6].id} (snip/random density 0.3 seed 0, checkpoint at epoch 2)" in text
+    assert f"missing {trials[7].id} (snip/random density 0.3 seed 1)" in text
+    assert "failed " + trials[5].id in text and "RuntimeError: boom" in text
 
 
 def test_the_listing_follows_its_spec_and_is_rebuilt_when_it_does_not_match(study):
     spec, trials = study
     store = ParquetStore(spec.study_dir)
-    expected = [(trial_id(c), c) for c in trials]
-    assert [i for i, _ in listing(store).trials] == [i for i, _ in expected]
+    assert [i for i, _ in listing(store).trials] == [t.id for t in trials]
     # a listing of another spec (an older dst-study wrote none, a crash left a stale one) is not trusted
     path = Path(store.path) / LISTING_FILE
     path.write_text(json.dumps({"spec_sha256": "0" * 64, "total": 1, "trials": [["x", "y"]]}))
@@ -105,11 +103,11 @@ def test_the_trial_row_is_built_in_one_place_for_every_path(tmp_path):
     config = TrainConfig(epochs=3)
     report = {"history": _history(3, 0.5), "epoch": 3, "device_used": "cuda:0", "host": "node-7",
               "attempt_seconds": 12.5, "resumed_from": 1, "torch_version": "9.9", "algorithm_revision": 2}
-    (row,), history, jaccard = result_rows(config, report, status="completed", started_at=T0, ended_at=T0)
+    (row,), history, jaccard = result_rows(Trial.of(config), report, status="completed", started_at=T0, ended_at=T0)
     assert (row["device_used"], row["host"], row["wall_seconds"], row["resumed_from"], row["torch_version"]) == \
         ("cuda:0", "node-7", 12.5, 1, "9.9")
     assert row["final_test_accuracy"] == pytest.approx(0.53) and len(history) == 3 and jaccard == []
-    (failed,), history, _ = result_rows(config, {"epoch": 2}, status="failed", started_at=T0, error="x")
+    (failed,), history, _ = result_rows(Trial.of(config), {"epoch": 2}, status="failed", started_at=T0, error="x")
     assert failed["epochs_done"] == 2 and failed["status"] == "failed" and history == []
 
 
@@ -139,5 +137,6 @@ def test_an_unusable_checkpoint_of_an_earlier_driver_restarts_the_trial(tmp_path
     cut = tmp_path / "cut.pt"
     cut.write_bytes(b"PK\x03\x04 a zip cut short")
     with pytest.warns(DstWarning, match="unreadable.*the trial starts over"):
-        run = TrialRun(TrainConfig(epochs=1, update_period=10, device="cpu"), tmp_path / "work", resume_from=str(cut))
+        run = TrialRun(Trial.of(TrainConfig(epochs=1, update_period=10, device="cpu")), tmp_path / "work",
+                       resume_from=str(cut))
     assert run.trainer.resumed_from is None and run.trainer.epoch == 0

@@ -70,7 +70,7 @@ def test_grid_runs_once_then_only_what_is_missing(tmp_path, fault_file, monkeypa
     assert sorted(line.split("(")[1] for line in out.splitlines() if line.startswith("  missing ")) == [
         "magnitude/random density 0.5 seed 0)", "snip/random density 0.5 seed 0)"]
     p = plan(extended)
-    assert sorted(c.density for c in p.missing) == [0.5, 0.5] and len(p.done) == 4
+    assert sorted(t.config.density for t in p.missing) == [0.5, 0.5] and len(p.finished) == 4
     monkeypatch.setattr("study.runner.COMPACT_ABOVE", 5)  # 6 parts after this run: compacted
     run(p, log=lambda line: None)
     raw = _raw_trials(spec.study_dir)
@@ -130,13 +130,13 @@ def test_fractional_gpus_pack_four_trials(tmp_path, fault_file):
 
 def test_trial_whose_final_checkpoint_outlived_its_driver_is_stored(tmp_path, fault_file):
     # a driver died after the trial's last epoch was checkpointed but before its row was written
-    from study.trial_id import trial_id
     spec = _spec(tmp_path, {"density": [0.2]})
-    cfg = spec.trials()[0]
-    left = tmp_path / "s" / "tune" / "wave-0" / trial_id(cfg) / "checkpoint_000002"
+    trial = spec.trials()[0]
+    cfg = trial.config
+    left = tmp_path / "s" / "tune" / "wave-0" / trial.id / "checkpoint_000002"
     uninterrupted = list(Trainer(cfg, checkpoint_dir=left).epochs())
     p = plan(spec)
-    assert list(p.resume_from) == [trial_id(cfg)]
+    assert list(p.resume_from) == [trial.id]
     run(p, log=lambda line: None)
     row = ParquetStore(spec.study_dir).read("trials").iloc[0]
     assert row["status"] == "completed" and row["resumed_from"] == 3 and row["epochs_done"] == 3
@@ -156,7 +156,7 @@ def test_optuna_search_writes_n_rows_and_a_resumed_search_continues(tmp_path, fa
     # a search uses every slot (2 CPUs, 1 per trial): its trials ran at the same time
     assert trials["started_at"].max() < trials["ended_at"].min()
     bigger = parse({**base, "search": {**search, "n_trials": 4}})  # e.g. rerun after a kill, or extended
-    assert len(plan(bigger).done) == 2
+    assert len(plan(bigger).finished) == 2
     run(plan(bigger), log=lambda line: None)
     trials = ParquetStore(str(tmp_path / "o")).read("trials")
     assert len(trials) == 4 and set(trials["status"]) == {"completed"}  # N, not N + done
@@ -181,7 +181,7 @@ def test_waves_run_in_turn_and_a_stopped_wave_ends_the_study(tmp_path, monkeypat
     def fake_wave(configs, store, **kwargs):
         waves.append(len(configs))
         done = configs[:-1] if stopped else configs  # a stopped wave leaves its last trial unstored
-        store.append([trial_row(c, [], status="failed", started_at=utc_now()) for c in done], [], [])
+        store.append([trial_row(t, [], status="failed", started_at=utc_now()) for t in done], [], [])
 
     monkeypatch.setattr("study.runner.WAVE_SIZE", 2)
     monkeypatch.setattr(ray_tune, "run_wave", fake_wave)
@@ -260,6 +260,6 @@ def test_trials_of_an_older_algorithm_revision_count_as_done_until_asked(tmp_pat
     old["algorithm_revision"] = None  # written before revisions were recorded: revision 1
     store.append([old, trial_row(second, [], status="completed", started_at=now)])
     p = plan(spec)
-    assert p.missing == [] and len(p.done) == 2 and p.outdated == {old["trial_id"]}
+    assert p.missing == [] and len(p.finished) == 2 and p.outdated == {old["trial_id"]}
     again = plan(spec, rerun_outdated=True)
-    assert [c.density for c in again.missing] == [0.1] and again.outdated == set()
+    assert [t.config.density for t in again.missing] == [0.1] and again.outdated == set()

@@ -6,11 +6,11 @@ from dst_core import TrainConfig
 from dst_core.summary import summarise
 from study import cli
 from study.spec import parse
-from study.trial import TrialRun
+from study.trial import Trial, TrialRun
 
 
 def test_every_report_carries_the_running_best_validation_accuracy():
-    run = TrialRun(TrainConfig(epochs=4, batch_size=256, lr=0.1, update_period=5, device="cpu"))
+    run = TrialRun(Trial.of(TrainConfig(epochs=4, batch_size=256, lr=0.1, update_period=5, device="cpu")))
     reports = [report for report, _ in run.reports()]
     vals = [r["val_accuracy"] for r in reports]
     assert vals != sorted(vals)  # it drops at some epoch: the running best differs from the epoch's

@@ -15,7 +15,7 @@ def _spec(**changes):
 
 def test_yaml_numbers_without_a_dot_are_numbers():
     spec = parse(yaml.safe_load("name: s\nbase: {epochs: 1, lr: 5e-2, weight_decay: 5e-4}\ngrid: {density: [1e-1]}\n"))
-    config, = spec.trials()
+    config, = (t.config for t in spec.trials())
     assert (config.lr, config.weight_decay, config.density) == (0.05, 0.0005, 0.1)
 
 
@@ -23,7 +23,7 @@ def test_valid_spec_expands_the_grid_once_per_config():
     spec = parse(_spec(grid={"density": [0.1, 0.2, 0.1], "criterion": ["SNIP", "snip"], "seed": [0, 1]}))
     trials = spec.trials()
     assert len(trials) == 2 * 1 * 2  # duplicates (0.1 twice, SNIP == snip) collapse
-    assert {t.criterion for t in trials} == {"snip"} and spec.study_dir == "results/s"
+    assert {t.config.criterion for t in trials} == {"snip"} and spec.study_dir == "results/s"
 
 
 def test_baselines_crossed_with_a_grid_are_neither_multiplied_nor_duplicated():
@@ -37,13 +37,13 @@ def test_baselines_crossed_with_a_grid_are_neither_multiplied_nor_duplicated():
     assert kinds.count("dense") == 3  # one per seed
     assert kinds == sorted(kinds, key=["dst", "static", "dense"].index)  # grid first, then includes
     static = [t for t in trials if t.kind == "static"]
-    assert sorted((t.density, t.seed) for t in static) == [(d, s) for d in (0.05, 0.1) for s in (1, 2, 3)]
+    assert sorted((t.config.density, t.config.seed) for t in static) == [(d, s) for d in (0.05, 0.1) for s in (1, 2, 3)]
 
 
 def test_an_include_entry_may_hold_lists_and_override_grid_values():
     spec = parse(_spec(grid={"density": [0.1, 0.2], "criterion": ["magnitude"], "seed": [0, 1]},
                        include=[{"criterion": "snip", "growth": ["random", "gradient"], "seed": 7}]))
-    extra = [t for t in spec.trials() if t.criterion == "snip"]
+    extra = [t.config for t in spec.trials() if t.config.criterion == "snip"]
     assert sorted((t.growth, t.density, t.seed) for t in extra) == [
         (g, d, 7) for g in ("gradient", "random") for d in (0.1, 0.2)]
 
@@ -103,11 +103,10 @@ def test_a_mistake_in_base_is_reported_once_as_base():
 
 
 def test_dry_run_labels_name_every_axis_the_grid_varies():
-    from study.trial import trial_label
     spec = parse(_spec(grid={"lr": [0.1, 0.01], "density": [0.1], "criterion": ["snip"]},
                        include=[{"static": True}]))
     assert spec.axes == ["lr", "static"]
-    labels = [trial_label(c, spec.axes) for c in spec.trials()]
+    labels = [t.label for t in spec.trials()]
     assert labels == ["snip/random density 0.1 lr 0.1 seed 0", "snip/random density 0.1 lr 0.01 seed 0",
                       "static density 0.1 lr 0.1 seed 0", "static density 0.1 lr 0.01 seed 0"]
 

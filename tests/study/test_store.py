@@ -7,7 +7,7 @@ import pytest
 
 from dst_core import TrainConfig
 from study.store import ParquetStore, StoreError, UnreadableFileWarning
-from study.trial import history_rows, trial_row
+from study.trial import Trial, history_rows, trial_row
 from study.trial_id import trial_id
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -23,8 +23,9 @@ def _history(epochs, acc0=0.5):
 def _trial(store, density=0.1, criterion="magnitude", seed=0, epochs=3, acc0=0.5, status="completed"):
     cfg = TrainConfig(density=density, criterion=criterion, seed=seed, epochs=epochs)
     hist = _history(epochs, acc0)
-    store.append([trial_row(cfg, hist, status=status, started_at=T0, ended_at=T0,
-                            report={"device_used": "cpu", "attempt_seconds": 1.5})], history_rows(cfg, hist))
+    trial = Trial.of(cfg)
+    store.append([trial_row(trial, hist, status=status, started_at=T0, ended_at=T0,
+                            report={"device_used": "cpu", "attempt_seconds": 1.5})], history_rows(trial, hist))
     return cfg
 
 
@@ -68,7 +69,7 @@ def test_a_completed_row_is_never_shadowed_by_another_status(tmp_path, failed_fi
     cfg = TrainConfig(density=0.1, epochs=3)
     attempts = [("failed", _history(1, 0.2)), ("completed", _history(3, 0.6))]
     for status, hist in attempts if failed_first else attempts[::-1]:
-        store.append([trial_row(cfg, hist, status=status, started_at=T0)], history_rows(cfg, hist))
+        store.append([trial_row(Trial.of(cfg), hist, status=status, started_at=T0)], history_rows(Trial.of(cfg), hist))
     for _ in range(2):
         trials = store.read("trials")
         assert trials["status"].tolist() == ["completed"] and trials["epochs_done"].tolist() == [3]

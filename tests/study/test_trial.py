@@ -30,7 +30,7 @@ def checkout(tmp_path, monkeypatch):
 
 def _row():
     trial.git_commit.cache_clear(), trial.git_dirty.cache_clear()  # as a new driver would read them
-    row = trial.trial_row(TrainConfig(), [], status="failed", started_at=datetime.now(timezone.utc))
+    row = trial.trial_row(trial.Trial.of(TrainConfig()), [], status="failed", started_at=datetime.now(timezone.utc))
     return row["git_commit"], row["git_dirty"]
 
 
