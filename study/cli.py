@@ -1,4 +1,5 @@
-"""The ``dst-study`` command.
+"""The ``dst-study`` command: each command parses (:mod:`study.options`), calls one function that
+returns a value, and renders it (:mod:`study.render`).
 
     dst-study train [--dataset mnist1d] [--density 0.1] [--criterion snip] ... [--checkpoint-dir D]
                     [--results DIR] [--json]
@@ -15,213 +16,46 @@
     dst-study list                      # registered criteria, growth rules, schedules, models, data sets
 
 STUDY is a study directory, a filesystem URI (``s3://bucket/study``) or the name of a study under
-``$DST_STUDY_RESULTS`` (default ``./results``).
-
-``train`` options are generated from :class:`dst_core.TrainConfig`'s fields, so the CLI, the
-config and its checks never disagree. Ctrl-C stops ``train`` between two batches; with
-``--checkpoint-dir`` the position is saved and the same command resumes it.
+``$DST_STUDY_RESULTS`` (default ``./results``). The commands that read results import neither torch
+nor Ray; Ctrl-C stops ``train`` between two batches (with ``--checkpoint-dir`` the same command
+resumes it) and ``run`` as SIGTERM does (``dst-study resume`` continues).
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
-import math
 import os
 import signal
 import sys
-import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Sequence
-
-from rich.console import Console
+from typing import Sequence
 
 import dst_core
 from dst_core import TrainConfig
-from dst_core import checkpoint as ckpt
-from dst_core.errors import DstError
-from dst_core.summary import EpochMetrics, summarise
+from dst_core.errors import ConfigError, DstError
 
-from .plots import KINDS, plot
-from .comparison import CORRECTIONS, TESTS, columns_for, compare, default_axes, default_metric, ranking
+from .folder import SPEC, check_writable_dir
+from .options import parser
 from .queries import open_study, query, table_columns
-from .render import FORMATS, print_comparison, print_frame
-from .store import STATUSES, TABLES, ParquetStore, StoreError, UnreadableFileWarning, WriteFailed
-from .trial import Trial, TrialRun, count_by_kind, never_updating, read_position, result_rows, utc_now
+from .render import json_safe, print_comparison, print_frame
+from .store import ParquetStore, StoreError, UnreadableFileWarning, WriteFailed
 
 __all__ = ["main"]
 
 _EXIT_FAILED, _EXIT_ERROR, _EXIT_INTERRUPTED = 1, 2, 130
 
 
-def _key_value(text: str) -> tuple[str, Any]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    try:
-        return key, json.loads(value)
-    except json.JSONDecodeError:
-        return key, value
-
-
-def _add_config_options(parser: argparse.ArgumentParser) -> None:
-    # the registry behind each name-valued field, for the choices listed in --help (they load torch)
-    registries = {"dataset": dst_core.DATASETS, "model": dst_core.MODELS, "init": dst_core.DENSITY,
-                  "criterion": dst_core.CRITERIA, "growth": dst_core.GROWTH, "schedule": dst_core.SCHEDULES}
-    for f in dataclasses.fields(TrainConfig):
-        flag = "--" + f.name.replace("_", "-")
-        help_ = f.metadata.get("help", "")
-        if f.name in registries:
-            help_ += f" ({', '.join(registries[f.name].names())})"
-        default = f.default if f.default is not dataclasses.MISSING else None
-        if default not in (None, "", dataclasses.MISSING) and f.name != "criterion_params":
-            help_ += f" [default: {default}]"
-        kw: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": help_}
-        if f.name == "criterion_params":
-            parser.add_argument("--criterion-param", action="append", type=_key_value, metavar="KEY=VALUE",
-                                dest="criterion_params", default=argparse.SUPPRESS, help=help_)
-        elif isinstance(default, bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
-        elif isinstance(default, tuple):
-            parser.add_argument(flag, type=float, nargs="*", **kw)
-        elif isinstance(default, (int, float)):
-            parser.add_argument(flag, type=type(default), **kw)
-        else:
-            parser.add_argument(flag, **kw)
-
-
-def _parser(command: str | None = None) -> argparse.ArgumentParser:
-    """The parser; ``train``'s options, generated from the config and its registries (which load
-    torch), are added only when ``command`` is ``train``: the other commands start fast."""
-    parser = argparse.ArgumentParser(
-        prog="dst-study", description="Studies of Dynamic Sparse Training.",
-        epilog="exit codes: 0 ok; 1 failed trials, unreadable files, a result that could not be stored, a "
-               "diverged run; 2 bad input (one line: 'dst-study: error: ...'); 130 stopped (Ctrl-C, SIGTERM)")
-    parser.add_argument("--version", action="version", version=f"dst-study {dst_core.__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    train = sub.add_parser("train", help="train one run and print a line per epoch")
-    if command == "train":
-        _add_config_options(train)
-    train.add_argument("--checkpoint-dir", help="checkpoint every epoch here; run again to resume")
-    train.add_argument("--results", metavar="DIR", help="also write the trial into this study's result store")
-    train.add_argument("--json", action="store_true",
-                       help="end stdout with one JSON object of the final metrics")
-
-    v = sub.add_parser("validate", help="check a study spec without running anything")
-    v.add_argument("spec")
-    for name, help_ in (("run", "run the trials of a spec that have no result yet"),
-                        ("resume", "finish a study after its driver died (runs its saved spec again)")):
-        r = sub.add_parser(name, help=help_)
-        r.add_argument("spec" if name == "run" else "study")
-        r.add_argument("--address", help="join this Ray cluster ('auto', HOST:PORT or ray://...); "
-                                         "default: start a private local Ray")
-        r.add_argument("--max-concurrent", type=int, help="at most N trials at once")
-        r.add_argument("--num-cpus", type=float, help="CPUs of the local Ray (default: all)")
-        r.add_argument("--num-gpus", type=float, help="GPUs of the local Ray (default: those visible)")
-        r.add_argument("--retry-failed", action="store_true", help="run failed trials again too")
-        r.add_argument("--rerun-outdated", action="store_true",
-                       help="run trials of an older algorithm revision again too")
-        r.add_argument("--dry-run", action="store_true", help="list what would run and what is done")
-        r.add_argument("--verbose", action="store_true", help="show Ray's own log output")
-
-    q = sub.add_parser("query", help="rows of a study's table, filtered")
-    q.add_argument("study")
-    q.add_argument("--table", choices=sorted(TABLES), default="trials")
-    q.add_argument("--where", help="filter, e.g. \"criterion == 'snip' and density < 0.2\" (columns, literals, "
-                                   "comparisons, in / not in lists, and / or / not, parentheses)")
-    q.add_argument("--columns", nargs="+", help="columns to show, or 'all' (default: all in csv and json, a "
-                                                "readable few in a table)")
-    q.add_argument("--format", choices=FORMATS, default="table")
-
-    c = sub.add_parser("compare", help="pivot a metric: rows x columns, mean ± std over seeds, best and ties "
-                                       "marked; any other axis that varies splits it into one table per value")
-    c.add_argument("study")
-    c.add_argument("--metric", help="a trials column (default: test_accuracy_at_best_val, the paper's number, "
-                                    "when every trial has it, else final_test_accuracy)")
-    c.add_argument("--rows", default="criterion")
-    c.add_argument("--cols", default="density")
-    c.add_argument("--where", help="filter selecting the trials to compare (as for query)")
-    c.add_argument("--alpha", type=float, default=0.05,
-                   help="significance level of the tests against the best row or the reference (default 0.05)")
-    c.add_argument("--test", choices=TESTS, default="auto",
-                   help="auto (default): a paired t-test on the seed-wise differences where two cells ran the same "
-                        "seeds, Welch's t-test otherwise; paired or welch force one")
-    c.add_argument("--correction", choices=CORRECTIONS, default="holm",
-                   help="holm (default): Holm's correction over each column's comparisons; none")
-    c.add_argument("--reference", metavar="ROW",
-                   help="compare every row with this row (e.g. magnitude, static) instead of with the best; "
-                        "the table shows the differences with their 95 %% CI")
-    c.add_argument("--pool", metavar="AXIS",
-                   help="pool the cells along AXIS (e.g. density) into one answer per row: the mean of the "
-                        "cells' seed-paired differences, with its CI and p (narrow the cells with --where)")
-    c.add_argument("--format", choices=FORMATS, default="table")
-
-    pl = sub.add_parser("plot", help="draw a figure of the study as PNG")
-    pl.add_argument("study")
-    pl.add_argument("--kind", required=True, choices=sorted(KINDS))
-    pl.add_argument("--out", required=True, help="PNG file to write")
-    pl.add_argument("--metric", help="a trials column (default as for compare)")
-    pl.add_argument("--where", help="filter selecting the trials to plot (as for query)")
-
-    rp = sub.add_parser("report", help="write a self-contained HTML report of a study (tables and figures)")
-    rp.add_argument("study")
-    rp.add_argument("--out", required=True, help="folder for index.html and the figures")
-
-    st = sub.add_parser("status", help="counts of trials per status and the last errors")
-    st.add_argument("study")
-    cp = sub.add_parser("compact", help="merge a study's part files (the tables read the same)")
-    cp.add_argument("study")
-    sub.add_parser("list", help="list registered criteria, growth rules, schedules, models and data sets")
-    return parser
-
-
-def _format_epoch(m: dict[str, Any], epochs: int) -> str:
-    """The epoch line: the metrics :class:`EpochMetrics` marks as shown, in its order (None left out)."""
-    shown = [f.metadata["shown"].format(m[f.name]) for f in dataclasses.fields(EpochMetrics)
-             if f.metadata["shown"] and m.get(f.name) is not None]
-    return f"epoch {m['epoch']:>{len(str(epochs))}}/{epochs}  " + "  ".join(shown)
-
-
-def _final(history: list[dict[str, Any]], config: TrainConfig) -> dict[str, Any]:
-    """What ``train --json`` prints: the run's summary, named as the trials table's columns, and its config."""
-    return {**summarise(history), "config": config.to_dict()}
-
-
-def _writable_dir(path: str, what: str) -> None:
-    """Raise DstError unless ``path`` is, or can be made, a folder this process can write."""
-    folder = Path(path)
-    try:
-        if folder.exists() and not folder.is_dir():
-            raise DstError(f"{what} {path!r}: is a file; expected a folder")
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as e:
-        raise DstError(f"{what} {path!r}: cannot write there ({e.strerror or e})") from None
-
-
 def _train(args: argparse.Namespace) -> int:
+    from .render import format_epoch, print_train_end, print_train_start
+    from .trial import run_one
+
     values = {k: v for k, v in vars(args).items() if k not in ("command", "checkpoint_dir", "json", "results")}
     if "criterion_params" in values:
         values["criterion_params"] = dict(values["criterion_params"])
     config = TrainConfig.from_dict(values)
-    if args.checkpoint_dir:  # every output is checked before training, not after it
-        _writable_dir(args.checkpoint_dir, "--checkpoint-dir")
-    if args.results:
-        ParquetStore(args.results).check_writable()
-    started = utc_now()
-    trial = Trial.of(config)
-    run = TrialRun(trial, args.checkpoint_dir)
-    trainer = run.trainer
-    log = sys.stderr if args.json else sys.stdout
-    print(f"training {config.model} on {config.dataset} ({trainer.device}): density {config.density}, "
-          f"{config.init}, {config.criterion}/{config.growth}, {config.schedule} drop {config.drop_fraction}, "
-          f"update every {config.update_period} steps, {config.epochs} epochs, seed {config.seed}", file=log)
-    if trainer.resumed_from is not None:
-        where = f"epoch {trainer.epoch}" + (f", batch {trainer.batch}" if trainer.batch else "")
-        print(f"resumed from {args.checkpoint_dir} at {where}", file=log)
+    log = sys.stderr if args.json else sys.stdout  # --json: stdout holds the JSON alone
     stop = {"requested": False}
 
     def on_sigint(signum, frame):  # first Ctrl-C: stop cleanly between batches; second: abort
@@ -229,10 +63,10 @@ def _train(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
     previous = signal.signal(signal.SIGINT, on_sigint)
-    report: dict[str, Any] = {}
     try:
-        for report, _ in run.reports(should_stop=lambda: stop["requested"]):
-            print(_format_epoch(report, config.epochs), file=log, flush=True)
+        done = run_one(config, args.checkpoint_dir, args.results, should_stop=lambda: stop["requested"],
+                       on_start=lambda run: print_train_start(run, args.checkpoint_dir, log),
+                       on_epoch=lambda m: print(format_epoch(m, config.epochs), file=log, flush=True))
     except dst_core.Interrupted as e:
         saved = f"checkpoint saved in {args.checkpoint_dir}; run the same command to resume" \
             if args.checkpoint_dir else "nothing saved (no --checkpoint-dir)"
@@ -240,35 +74,10 @@ def _train(args: argparse.Namespace) -> int:
         return _EXIT_INTERRUPTED
     finally:
         signal.signal(signal.SIGINT, previous)
-    code = 0
-    if args.results:
-        rows = result_rows(trial, report, status="completed", started_at=started, ended_at=utc_now())
-        try:
-            ParquetStore(args.results).append(*rows)
-            print(f"trial {rows[0][0]['trial_id']} written to {args.results}", file=log)
-        except (OSError, StoreError) as e:  # the result is still printed below
-            print(f"dst-study: error: the result could not be written to {args.results}: {e}", file=sys.stderr)
-            code = _EXIT_FAILED
-    final = _final(trainer.history, config)
-    selected = final["test_accuracy_at_best_val"]
-    at_best_val = "" if selected is None else \
-        f" ({selected:.2%} at epoch {final['best_val_epoch']}, the best validation accuracy)"
-    print(f"final: test accuracy {final['final_test_accuracy']:.2%}{at_best_val}, "
-          f"density {final['final_density']:.4f}, ITOP {final['final_itop_rate']:.3f}", file=log)
+    print_train_end(done, log)
     if args.json:
-        print(json.dumps(_json_safe(final)))
-    return code
-
-
-def _json_safe(value: Any) -> Any:
-    """JSON has no NaN or Infinity: they become null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
+        print(json.dumps(json_safe(done.summary)))
+    return _EXIT_FAILED if done.store_error else 0
 
 
 # The commands that read results start in well under a second: they import neither torch nor Ray, and
@@ -276,8 +85,10 @@ def _json_safe(value: Any) -> Any:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from .spec import load as load_spec
-    spec = load_spec(args.spec)
+    from .spec import load
+    from .trial import count_by_kind
+
+    spec = load(args.spec)
     if spec.search is None:
         trials = spec.trials()
         what = f"{len(trials)} trials ({count_by_kind(trials)})"
@@ -289,6 +100,8 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _warn_never_updating(trials) -> None:
+    from .trial import never_updating
+
     for line in never_updating(trials):
         print(f"dst-study: warning: {line}", file=sys.stderr)
 
@@ -296,10 +109,9 @@ def _warn_never_updating(trials) -> None:
 def _run(args: argparse.Namespace) -> int:
     """``run`` and ``resume``. SIGTERM (scancel, a time limit) stops them as Ctrl-C does, from the
     first moment: exit code 130 and how to continue, whatever was under way."""
-    from .runner import SPEC_FILE
+    from .lease import LeaseLost
     from .signals import defer_sigterm
 
-    from .lease import LeaseLost
     before = defer_sigterm()
     try:
         return _run_study(args)
@@ -308,11 +120,7 @@ def _run(args: argparse.Namespace) -> int:
         return _EXIT_INTERRUPTED
     except (KeyboardInterrupt, WriteFailed) as e:
         folder = _study_dir_of(args)
-        store = None if folder is None else ParquetStore(folder)
-        try:
-            saved = store is not None and store.fs.get_file_info(f"{store.path}/{SPEC_FILE}").is_file
-        except OSError:
-            saved = False
+        saved = folder is not None and ParquetStore(folder).folder.has(SPEC)
         target = f"run {args.spec}" if args.command == "run" else f"resume {args.study}"
         how = f"dst-study resume {folder}" if saved else f"dst-study {target}"
         if isinstance(e, WriteFailed):  # a full disk: what is done is kept, the rest waits for space
@@ -331,80 +139,44 @@ def _study_dir_of(args: argparse.Namespace) -> str | None:
     try:
         if args.command == "resume":
             return open_study(args.study).root
-        from .spec import load as load_spec
-        return load_spec(args.spec).study_dir
+        from .spec import load
+        return load(args.spec).study_dir
     except (DstError, StoreError, OSError):
         return None
 
 
 def _run_study(args: argparse.Namespace) -> int:
-    from .runner import load_study_spec, plan
+    from rich.console import Console
+
+    from .render import print_closing, print_plan
+    from .runner import load_study_spec, plan, run_study
     from .signals import stop_if_requested
-    from .runner import run as run_study
-    from .spec import load as load_spec
-    if args.command == "run":
-        spec = load_spec(args.spec)
-    else:  # the folder is the study, wherever it was moved: its saved storage only says where it began
-        store = open_study(args.study)
-        spec = load_study_spec(store.root)
+    from .spec import load
+
+    # resume: the folder is the study, wherever it was moved; its saved storage only says where it began
+    spec = load(args.spec) if args.command == "run" else load_study_spec(open_study(args.study).root)
     p = plan(spec, retry_failed=args.retry_failed, rerun_outdated=args.rerun_outdated)
-    if spec.search is not None:
-        print(f"study {spec.name!r}: Optuna search of {spec.search.n_trials} trials, {len(p.finished)} done, "
-              f"{max(spec.search.n_trials - len(p.finished), 0)} to run -> {spec.study_dir}")
-    else:
-        print(f"study {spec.name!r}: {len(p.trials)} trials ({count_by_kind(p.trials)}), {len(p.finished)} done, "
-              f"{len(p.missing)} to run ({len(p.resume_from)} from checkpoints) -> {spec.study_dir}")
-        if p.outdated:
-            print(f"  {len(p.outdated)} of the done trials ran an older algorithm revision than this dst-study's "
-                  f"({dst_core.ALGORITHM_REVISION}): they count as done; --rerun-outdated runs them again")
-        _warn_never_updating(p.missing)
+    print_plan(p, dst_core.ALGORITHM_REVISION)
+    _warn_never_updating(p.missing)
     stop_if_requested()  # a SIGTERM while the spec was read and checked
     if args.dry_run:
-        for c in p.missing:
-            where = " (resumes from checkpoint)" if c.id in p.resume_from else ""
-            print(f"  run  {c.id}  {c.label}{where}")
+        for t in p.missing:
+            print(f"  run  {t.id}  {t.label}" + (" (resumes from checkpoint)" if t.id in p.resume_from else ""))
         return 0
-    run_study(p, address=args.address, max_concurrent=args.max_concurrent, num_cpus=args.num_cpus,
-              num_gpus=args.num_gpus, verbose=args.verbose, log=lambda line: print(line, flush=True),
-              console=Console())
-    store = open_study(spec.study_dir)
-    trials = query(store, "trials")
-    _closing_table(spec, trials)
-    left = plan(spec)  # failed trials count as finished here
-    missing = len(left.missing) if spec.search is None else max(spec.search.n_trials - len(left.finished), 0)
-    if missing:  # stopped before the end
-        print(f"dst-study: stopped with {missing} trials still to run; `dst-study resume {spec.study_dir}` "
+    done = run_study(p, address=args.address, max_concurrent=args.max_concurrent, num_cpus=args.num_cpus,
+                     num_gpus=args.num_gpus, verbose=args.verbose, log=lambda line: print(line, flush=True),
+                     console=Console())
+    print_closing(spec, done.trials)
+    if done.missing:  # stopped before the end
+        print(f"dst-study: stopped with {done.missing} trials still to run; `dst-study resume {spec.study_dir}` "
               "continues the study", file=sys.stderr)
         return _EXIT_INTERRUPTED
-    failed = int((trials["status"] == "failed").sum())
-    if failed:  # the closing line, also of a study whose every trial failed (it has no table above)
+    if done.failed:  # the closing line, also of a study whose every trial failed (it has no table above)
         again = f"run {args.spec}" if args.command == "run" else f"resume {spec.study_dir}"
-        print(f"dst-study: {failed} of {len(trials)} trials failed; `dst-study status {spec.study_dir}` shows their "
-              f"errors, `dst-study {again} --retry-failed` runs them again", file=sys.stderr)
+        print(f"dst-study: {done.failed} of {len(done.trials)} trials failed; `dst-study status {spec.study_dir}` "
+              f"shows their errors, `dst-study {again} --retry-failed` runs them again", file=sys.stderr)
         return _EXIT_FAILED
-    return _report_problems(store)
-
-
-def _closing_table(spec, trials) -> None:
-    """What `run` ends with: the comparison along the spec's axes, or a search's trials ranked by its
-    metric with each config's test accuracy beside it (read once per config, never used to rank)."""
-    done = trials[trials["status"] == "completed"]
-    if done.empty:
-        return
-    if spec.search is not None:
-        metric = spec.search.metric
-        table = ranking(done, metric, list(spec.search.space), spec.search.mode == "max")
-        test = "final_test_accuracy" if done["test_accuracy_at_best_val"].isna().all() else "test_accuracy_at_best_val"
-        title = (f"{metric}: the search's trials ranked on the test set (select_on_test: their test accuracies are "
-                 "optimistic), best first" if "test" in metric else
-                 f"{metric}: the search's trials ranked on validation data, best first")
-        if test != metric:
-            table.insert(list(table.columns).index(metric) + 1, test,
-                         table["trial_id"].map(done.set_index("trial_id")[test]))
-            title += f"; {test}: each config's test accuracy, for reference only"
-        print_frame(table, title=title)
-        return
-    print_comparison(compare(done, default_metric(done), *default_axes(done)))
+    return _report_problems(done.problems)
 
 
 def _query(args: argparse.Namespace) -> int:
@@ -419,79 +191,54 @@ def _query(args: argparse.Namespace) -> int:
                   "... chooses (--format csv and json hold them all)", file=sys.stderr)
     else:
         print_frame(frame, args.format)
-    return _report_problems(store)
+    return _report_problems(store.problems)
 
 
 def _compare(args: argparse.Namespace) -> int:
+    from .comparison import columns_for, compare, default_metric
+
     store = open_study(args.study)
     trials = query(store, "trials", args.where, columns_for(args.metric, args.rows, args.cols))
     metric = args.metric or default_metric(trials)
     print_comparison(compare(trials, metric, args.rows, args.cols, alpha=args.alpha, test=args.test,
                              correction=args.correction, reference=args.reference, pool=args.pool), args.format)
-    return _report_problems(store)
+    return _report_problems(store.problems)
+
+
+def _writable(path: str, what: str) -> None:
+    try:
+        check_writable_dir(path, what)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
 
 
 def _plot(args: argparse.Namespace) -> int:
+    from .comparison import default_metric
+    from .plots import plot
+
     store = open_study(args.study)
-    _writable_dir(str(Path(args.out).parent), "--out")
+    _writable(str(Path(args.out).parent), "--out")
     metric = args.metric or default_metric(query(store, "trials", columns=["status", "test_accuracy_at_best_val"]))
     print(f"wrote {plot(store, args.kind, args.out, metric, args.where)}")
-    return _report_problems(store)
+    return _report_problems(store.problems)
 
 
 def _report(args: argparse.Namespace) -> int:
     from .report import write_report
+
     store = open_study(args.study)
-    _writable_dir(args.out, "--out")
+    _writable(args.out, "--out")
     print(f"wrote {write_report(store, args.out)}")
-    return _report_problems(store)
-
-
-def _checkpoint_at(store: ParquetStore, path: str) -> str:
-    """Where a trial's checkpoint would resume it: "checkpoint at epoch 3" (or why it would not). Read
-    from the position written beside it; a checkpoint of an older dst-study is loaded (torch)."""
-    position = read_position(path, store.fs.open_input_stream)
-    if position is None:
-        try:
-            position = ckpt.load(path)["position"]
-        except (DstError, KeyError, OSError) as e:  # named whole: a path cut in two helps nobody
-            return f"an unusable checkpoint: {str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}"
-    return f"checkpoint at epoch {position['epoch']}" + (f", batch {position['batch']}" if position.get("batch") else "")
-
-
-_SHOW_MISSING = 10  # missing trials `status` names; `resume --dry-run` lists all
+    return _report_problems(store.problems)
 
 
 def _status(args: argparse.Namespace) -> int:
-    from .runner import checkpoints, listing
-    store = open_study(args.study)
-    trials = query(store, columns=["trial_id", "status", "criterion", "density", "seed", "ended_at", "error",
-                                   "algorithm_revision"])
-    counts = trials["status"].value_counts()
-    print(f"{store.root}: {len(trials)} trials: " + ", ".join(f"{counts.get(s, 0)} {s}" for s in STATUSES))
-    revisions = trials["algorithm_revision"].fillna(1).astype(int).value_counts().sort_index()
-    if len(revisions) > 1 or (len(revisions) and revisions.index[0] != dst_core.ALGORITHM_REVISION):
-        print("  per algorithm revision (this dst-study's: "
-              f"{dst_core.ALGORITHM_REVISION}): " + ", ".join(f"{r}: {n}" for r, n in revisions.items()))
-    spec = listing(store)
-    if spec is not None:  # started by `dst-study run`
-        finished = set(trials.loc[trials["status"].isin(["completed", "failed"]), "trial_id"])
-        missing = [(i, label) for i, label in spec.trials if i not in finished]
-        n_missing = max(spec.total - len(finished), 0) if spec.search else len(missing)
-        found = checkpoints(store, {i for i, _ in missing})
-        print(f"  spec: {spec.total} trials, {n_missing} missing" + (f" ({len(found)} with checkpoints)"
-                                                                  if found else "")
-              + (f"; `dst-study resume {store.root}` finishes it" if n_missing else ""))
-        for i, label in missing[:_SHOW_MISSING]:
-            where = f", {_checkpoint_at(store, found[i])}" if i in found else ""
-            print(f"  missing {i} ({label}{where})")
-        if len(missing) > _SHOW_MISSING:
-            print(f"  ... and {len(missing) - _SHOW_MISSING} more (`dst-study resume {store.root} --dry-run` lists all)")
-    failed = trials[trials["status"] == "failed"].sort_values("ended_at").tail(5)
-    for row in failed.itertuples():
-        first_line = str(row.error).strip().splitlines()[-1] if isinstance(row.error, str) else ""
-        print(f"  failed {row.trial_id} ({row.criterion}, density {row.density:g}, seed {row.seed}): {first_line}")
-    return _report_problems(store)
+    from .render import print_status
+    from .status import status
+
+    s = status(args.study)
+    print_status(s)
+    return _report_problems(s.problems)
 
 
 def _compact(args: argparse.Namespace) -> int:
@@ -499,18 +246,15 @@ def _compact(args: argparse.Namespace) -> int:
     merged = store.compact()
     print(f"{store.root}: merged " + ", ".join(f"{n} {t} parts" for t, n in merged.items()))
     for path in store.quarantined:
-        print(f"dst-study: warning: {path}: unreadable, moved aside, not merged (nothing was deleted)",
-              file=sys.stderr)
-    if store.quarantined:
-        return 1
-    return _report_problems(store)
+        print(f"dst-study: warning: {path}: unreadable, moved aside, not merged (nothing was deleted)", file=sys.stderr)
+    return 1 if store.quarantined else _report_problems(store.problems)
 
 
-def _report_problems(store: ParquetStore) -> int:
+def _report_problems(problems: Sequence[str]) -> int:
     """Name the unreadable files that were skipped; the exit code says so too."""
-    for problem in store.problems:
+    for problem in problems:
         print(f"dst-study: warning: skipped unreadable file {problem}", file=sys.stderr)
-    return 1 if store.problems else 0
+    return 1 if problems else 0
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -524,17 +268,18 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
+_COMMANDS = {"train": _train, "validate": _validate, "run": _run, "resume": _run, "query": _query,
+             "compare": _compare, "plot": _plot, "report": _report, "status": _status, "compact": _compact,
+             "list": _list}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    command = next((a for a in argv if not a.startswith("-")), None)
-    args = _parser(command).parse_args(argv)
-    commands = {"train": _train, "validate": _validate, "run": _run, "resume": _run, "query": _query,
-                "compare": _compare, "plot": _plot, "report": _report, "status": _status, "compact": _compact,
-                "list": _list}
+    args = parser(next((a for a in argv if not a.startswith("-")), None)).parse_args(argv)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UnreadableFileWarning)  # _report_problems says it once
-            return commands[args.command](args)
+            return _COMMANDS[args.command](args)
     except KeyboardInterrupt:  # Ctrl-C outside the places that handle it (start-up, reading, writing)
         print("dst-study: interrupted", file=sys.stderr)
         return _EXIT_INTERRUPTED

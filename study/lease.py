@@ -25,11 +25,10 @@ import uuid
 from datetime import datetime, timezone
 from typing import Callable
 
-from .store import OutOfSpace, ParquetStore, StoreError, out_of_space, write_atomically
+from .folder import LEASE, write_atomically
+from .store import OutOfSpace, ParquetStore, StoreError, out_of_space
 
-__all__ = ["LEASE_FILE", "LeaseLost", "StudyBusy", "StudyLease"]
-
-LEASE_FILE = "driver.lease"
+__all__ = ["LeaseLost", "StudyBusy", "StudyLease"]
 
 
 class StudyBusy(StoreError):
@@ -57,7 +56,7 @@ class StudyLease:
         driver took the lease, or :class:`~study.store.OutOfSpace` when it can no longer be written."""
         self.store, self.heartbeat, self.expiry, self.log = store, heartbeat, expiry, log
         self.on_lost = on_lost or (lambda e: log(f"dst-study: warning: {e}"))
-        self.path = f"{store.path}/{LEASE_FILE}"
+        self.path = store.folder.join(LEASE)
         self.token = uuid.uuid4().hex
         self.me = {"host": socket.gethostname(), "pid": os.getpid(), "token": self.token,
                    "since": datetime.now(timezone.utc).isoformat(timespec="seconds")}

@@ -16,6 +16,7 @@ from typing import Sequence
 import pandas as pd
 
 from . import filters
+from .folder import SPEC, StudyFolder
 from .comparison import default_metric, varying_axes
 from .store import TABLES, ParquetStore, StoreError
 
@@ -35,17 +36,12 @@ def open_study(study: str) -> ParquetStore:
     if "://" in study:
         return ParquetStore(study)
     for candidate in (Path(study), default_root() / study):
-        if _is_study(candidate):
+        if StudyFolder(candidate).is_study():
             return ParquetStore(str(candidate))
     root = default_root()
-    known = sorted(p.name for p in root.iterdir() if _is_study(p)) if root.is_dir() else []
-    raise StoreError(f"unknown study {study!r}: no {study}/trials/ or {study}/spec.yaml here or under "
+    known = sorted(p.name for p in root.iterdir() if StudyFolder(p).is_study()) if root.is_dir() else []
+    raise StoreError(f"unknown study {study!r}: no {study}/trials/ or {study}/{SPEC} here or under "
                      f"{str(root)!r} (studies there: {', '.join(known) or 'none'})")
-
-
-def _is_study(folder: Path) -> bool:
-    """A study folder holds its tables, or at least the spec `run` saved before the first result."""
-    return (folder / "trials").is_dir() or (folder / "spec.yaml").is_file()
 
 
 def query(store: ParquetStore, table: str = "trials", where: str | None = None,

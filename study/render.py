@@ -150,3 +150,115 @@ def print_comparison(c: Comparison, fmt: str = "table", file: TextIO | None = No
         console.print(power, markup=False)
     for note in c.notes:
         console.print(f"note: {note}", markup=False)
+
+
+def format_epoch(m: dict, epochs: int) -> str:
+    """``train``'s epoch line: the metrics :class:`dst_core.summary.EpochMetrics` marks as shown, in
+    its order (None left out)."""
+    import dataclasses
+
+    from dst_core.summary import EpochMetrics
+
+    shown = [f.metadata["shown"].format(m[f.name]) for f in dataclasses.fields(EpochMetrics)
+             if f.metadata["shown"] and m.get(f.name) is not None]
+    return f"epoch {m['epoch']:>{len(str(epochs))}}/{epochs}  " + "  ".join(shown)
+
+
+def json_safe(value):
+    """JSON has no NaN or Infinity: they become null."""
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def print_plan(p, current_revision: int, file: TextIO | None = None) -> None:
+    """What `run` is about to do: the trials, how many are done, how many resume from checkpoints."""
+    out, spec = file or sys.stdout, p.spec
+    if spec.search is not None:
+        print(f"study {spec.name!r}: Optuna search of {spec.search.n_trials} trials, {len(p.finished)} done, "
+              f"{max(spec.search.n_trials - len(p.finished), 0)} to run -> {spec.study_dir}", file=out)
+        return
+    from .trial import count_by_kind
+
+    print(f"study {spec.name!r}: {len(p.trials)} trials ({count_by_kind(p.trials)}), {len(p.finished)} done, "
+          f"{len(p.missing)} to run ({len(p.resume_from)} from checkpoints) -> {spec.study_dir}", file=out)
+    if p.outdated:
+        print(f"  {len(p.outdated)} of the done trials ran an older algorithm revision than this dst-study's "
+              f"({current_revision}): they count as done; --rerun-outdated runs them again", file=out)
+
+
+def print_closing(spec, trials: pd.DataFrame) -> None:
+    """What `run` ends with: the comparison along the spec's axes, or a search's trials ranked by its
+    metric with each config's test accuracy beside it (read once per config, never used to rank)."""
+    from .comparison import compare, default_axes, default_metric, ranking
+
+    done = trials[trials["status"] == "completed"]
+    if done.empty:
+        return
+    if spec.search is None:
+        print_comparison(compare(done, default_metric(done), *default_axes(done)))
+        return
+    metric = spec.search.metric
+    table = ranking(done, metric, list(spec.search.space), spec.search.mode == "max")
+    test = "final_test_accuracy" if done["test_accuracy_at_best_val"].isna().all() else "test_accuracy_at_best_val"
+    title = (f"{metric}: the search's trials ranked on the test set (select_on_test: their test accuracies are "
+             "optimistic), best first" if "test" in metric else
+             f"{metric}: the search's trials ranked on validation data, best first")
+    if test != metric:
+        table.insert(list(table.columns).index(metric) + 1, test, table["trial_id"].map(done.set_index("trial_id")[test]))
+        title += f"; {test}: each config's test accuracy, for reference only"
+    print_frame(table, title=title)
+
+
+def print_status(s, show: int = 10, file: TextIO | None = None) -> None:
+    """``dst-study status``: a :class:`study.status.StudyStatus` as lines."""
+    from .store import STATUSES
+
+    out = file or sys.stdout
+    statuses = [*STATUSES, *sorted(set(s.counts) - set(STATUSES))]
+    print(f"{s.root}: {s.trials} trials: " + ", ".join(f"{s.counts.get(x, 0)} {x}" for x in statuses), file=out)
+    if not s.current_revision_only:
+        from dst_core import ALGORITHM_REVISION
+
+        print(f"  per algorithm revision (this dst-study's: {ALGORITHM_REVISION}): "
+              + ", ".join(f"{r}: {n}" for r, n in s.revisions.items()), file=out)
+    if s.total is not None:
+        checkpoints = f" ({s.with_checkpoints} with checkpoints)" if s.with_checkpoints else ""
+        finish = f"; `dst-study resume {s.root}` finishes it" if s.missing_total else ""
+        print(f"  spec: {s.total} trials, {s.missing_total} missing{checkpoints}{finish}", file=out)
+        for m in s.missing:
+            print(f"  missing {m.id} ({m.label}{'' if m.resumes is None else ', ' + m.resumes})", file=out)
+        if s.missing_total > len(s.missing) and s.missing:
+            print(f"  ... and {s.missing_total - len(s.missing)} more (`dst-study resume {s.root} --dry-run` lists "
+                  "all)", file=out)
+    for f in s.failures:
+        print(f"  failed {f.id} ({f.what}): {f.error}", file=out)
+
+
+def print_train_start(run, checkpoint_dir: str | None, file: TextIO) -> None:
+    """``train``'s first lines: what trains where, and the epoch it resumes from."""
+    config, trainer = run.trial.config, run.trainer
+    print(f"training {config.model} on {config.dataset} ({trainer.device}): density {config.density}, "
+          f"{config.init}, {config.criterion}/{config.growth}, {config.schedule} drop {config.drop_fraction}, "
+          f"update every {config.update_period} steps, {config.epochs} epochs, seed {config.seed}", file=file)
+    if trainer.resumed_from is not None:
+        where = f"epoch {trainer.epoch}" + (f", batch {trainer.batch}" if trainer.batch else "")
+        print(f"resumed from {checkpoint_dir} at {where}", file=file)
+
+
+def print_train_end(done, file: TextIO) -> None:
+    """``train``'s last lines: where its row went (or why it could not), and its final numbers."""
+    if done.stored:
+        print(f"trial {done.trial.id} written to {done.stored}", file=file)
+    if done.store_error:  # the result is still printed below
+        print(f"dst-study: error: the result could not be written: {done.store_error}", file=sys.stderr)
+    final = done.summary
+    selected = final["test_accuracy_at_best_val"]
+    at_best_val = "" if selected is None else \
+        f" ({selected:.2%} at epoch {final['best_val_epoch']}, the best validation accuracy)"
+    print(f"final: test accuracy {final['final_test_accuracy']:.2%}{at_best_val}, "
+          f"density {final['final_density']:.4f}, ITOP {final['final_itop_rate']:.3f}", file=file)

@@ -24,7 +24,7 @@ from .comparison import Comparison, compare, default_axes, default_metric, ranki
 from .plots import plot
 from .queries import query
 from .render import comparison_caption, comparison_tables
-from .runner import SPEC_FILE
+from .folder import SPEC
 from .store import ParquetStore, StoreError, revision, revision_where
 
 __all__ = ["write_report"]
@@ -106,11 +106,7 @@ def _img(path: Path) -> str:
 
 
 def _spec_text(store: ParquetStore) -> str | None:
-    try:
-        with store.fs.open_input_stream(f"{store.path}/{SPEC_FILE}") as f:
-            return f.read().decode()
-    except OSError:
-        return None
+    return store.folder.read_text(SPEC)
 
 
 def write_report(store: ParquetStore, out_dir: str | Path) -> Path:

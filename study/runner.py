@@ -16,27 +16,24 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-import pyarrow.fs as pafs
 import yaml
 from rich.console import Console
 
 from dst_core import ALGORITHM_REVISION
-from dst_core import checkpoint as ckpt
 
 from .lease import StudyLease
 from .signals import clear_stop_reason, request_stop, sigterm_as_ctrl_c, stop_if_requested, stop_reason
 from .progress import Progress
 from .spec import SpecError, StudySpec, from_yaml
-from .store import OutOfSpace, ParquetStore, out_of_space, revision, write_atomically
-from .trial import POSITION_FILE, Trial, read_position
+from .folder import LISTING, SPEC
+from .store import OutOfSpace, ParquetStore, out_of_space, revision
+from .trial import Trial
 
-__all__ = ["COMPACT_ABOVE", "LISTING_FILE", "Listing", "Plan", "SPEC_FILE", "WAVE_SIZE", "checkpoints", "listing",
+__all__ = ["COMPACT_ABOVE", "Listing", "Plan", "StudyRun", "WAVE_SIZE", "listing", "run_study",
            "load_study_spec", "plan", "run"]
 
 WAVE_SIZE = 2000  # trials per Tune experiment (Tune's driver state grows with trial count)
 COMPACT_ABOVE = 200  # part files; reads slow down with their number (docs/benchmarks.md)
-SPEC_FILE = "spec.yaml"  # the spec a study was last run with, kept in the study folder for resume
-LISTING_FILE = "trials.json"  # that spec's trials (id and label), so `status` need not expand the spec
 
 
 @dataclass
@@ -69,8 +66,8 @@ def plan(spec: StudySpec, retry_failed: bool = False, rerun_outdated: bool = Fal
     finished = {t.id: status[t.id] for t in trials
                 if status.get(t.id) in final and not (rerun_outdated and t.id in old)}
     missing = [t for t in trials if t.id not in finished]
-    found = checkpoints(store, {t.id for t in missing})
-    return Plan(spec, store, trials, finished, missing, {i: store.uri(path) for i, path in found.items()},
+    found = store.folder.checkpoints({t.id for t in missing})
+    return Plan(spec, store, trials, finished, missing, {i: store.folder.uri(path) for i, path in found.items()},
                 set(finished) & old)
 
 
@@ -78,7 +75,7 @@ def _check_same_objective(spec: StudySpec, store: ParquetStore) -> None:
     """A search goes on only with the metric and mode it began with: the Optuna study holds the
     values it learnt from, and values of another metric would be mixed into them."""
     try:
-        saved = yaml.safe_load(_read_text(store, SPEC_FILE) or "{}")
+        saved = yaml.safe_load(store.folder.read_text(SPEC) or "{}")
     except yaml.YAMLError:  # resume names a corrupt saved spec itself; run replaces it
         return
     saved = saved.get("search") if isinstance(saved, dict) else None
@@ -86,37 +83,9 @@ def _check_same_objective(spec: StudySpec, store: ParquetStore) -> None:
         return
     was = (saved.get("metric", "final_test_accuracy"), saved.get("mode", "max"))  # older specs' defaults
     if was != (spec.search.metric, spec.search.mode):
-        raise SpecError(f"search: this study's search so far optimised {was[0]} ({was[1]}), as {store.root}/{SPEC_FILE} "
+        raise SpecError(f"search: this study's search so far optimised {was[0]} ({was[1]}), as {store.root}/{SPEC} "
                         f"says, and a search goes on only with the objective it began with; give the spec another "
                         f"name: to search on {spec.search.metric} ({spec.search.mode}) as a new study")
-
-
-def checkpoints(store: ParquetStore, ids: set[str]) -> dict[str, str]:
-    """Newest usable checkpoint per trial id under ``<study>/tune/<wave>/<trial id>/checkpoint_*/``.
-
-    Tune copies a checkpoint into its folder file by file, so a driver killed mid-copy or a full disk
-    leaves a newest folder that is cut short beside the previous, whole one. A folder is usable when
-    its position file reads and its checkpoint has the size the position gives (positions written
-    before they recorded it: any non-empty checkpoint); a study older than position files has none
-    anywhere, and then its newest non-empty checkpoint is taken."""
-    if not ids:
-        return {}
-    infos = store.fs.get_file_info(pafs.FileSelector(f"{store.path}/tune", allow_not_found=True, recursive=True))
-    sizes = {i.path: i.size for i in infos if i.type == pafs.FileType.File}
-    folders: dict[str, list[str]] = {}
-    for path in sorted(sizes):  # waves and checkpoint indices sort by time
-        parts = path.split("/")
-        if parts[-1] == ckpt.FILENAME and len(parts) >= 3 and parts[-3] in ids and parts[-2].startswith("checkpoint_"):
-            folders.setdefault(parts[-3], []).append(path)
-    found = {}
-    for tid, paths in folders.items():
-        positioned = [p for p in paths if f"{p.rpartition('/')[0]}/{POSITION_FILE}" in sizes]
-        for path in reversed(positioned or paths):
-            position = read_position(path, store.fs.open_input_stream) if positioned else {}
-            if sizes[path] and position is not None and position.get("bytes", sizes[path]) == sizes[path]:
-                found[tid] = path
-                break
-    return found
 
 
 def save_spec(spec: StudySpec, trials: list[Trial] | None = None) -> None:
@@ -124,31 +93,18 @@ def save_spec(spec: StudySpec, trials: list[Trial] | None = None) -> None:
     spec's own), each written atomically (a temporary file, then a rename); the listing first, and
     tied to the spec's text, so a reader never pairs one spec with another's listing."""
     store = ParquetStore(spec.study_dir)
-    store.fs.create_dir(store.path, recursive=True)
     text = yaml.safe_dump(spec.model_dump(mode="json", exclude_none=True), sort_keys=False)
     if spec.search is None:
         entries = [[t.id, t.label] for t in (spec.trials() if trials is None else trials)]
         data = {"spec_sha256": _sha256(text), "total": len(entries), "trials": entries}
     else:
         data = {"spec_sha256": _sha256(text), "total": spec.search.n_trials, "search": True}
-    _write_atomically(store, LISTING_FILE, json.dumps(data))
-    _write_atomically(store, SPEC_FILE, text)
+    store.folder.write_text(LISTING, json.dumps(data))
+    store.folder.write_text(SPEC, text)
 
 
 def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _write_atomically(store: ParquetStore, name: str, text: str) -> None:
-    write_atomically(store.fs, f"{store.path}/{name}", lambda out: out.write(text.encode()))
-
-
-def _read_text(store: ParquetStore, name: str) -> str | None:
-    try:
-        with store.fs.open_input_stream(f"{store.path}/{name}") as f:
-            return f.read().decode()
-    except (OSError, UnicodeDecodeError):
-        return None
 
 
 @dataclass
@@ -163,11 +119,11 @@ def listing(store: ParquetStore) -> Listing | None:
     """The saved spec's trials, None for a study that has no saved spec. Read from the listing the
     driver wrote beside the spec when it is there and matches it (no torch, no spec expansion);
     otherwise computed from the spec (a study saved by an older dst-study)."""
-    text = _read_text(store, SPEC_FILE)
+    text = store.folder.read_text(SPEC)
     if text is None:
         return None
     try:
-        data = json.loads(_read_text(store, LISTING_FILE) or "null")
+        data = json.loads(store.folder.read_text(LISTING) or "null")
     except ValueError:
         data = None
     if isinstance(data, dict) and data.get("spec_sha256") == _sha256(text):
@@ -182,15 +138,33 @@ def listing(store: ParquetStore) -> Listing | None:
 def load_study_spec(study_dir: str) -> StudySpec:
     """The spec saved in a study folder, with its results in that folder: the folder is the study,
     wherever it was moved or copied (the saved ``storage`` only says where it was created)."""
-    store = ParquetStore(study_dir)
-    path = f"{store.path}/{SPEC_FILE}"
-    try:
-        with store.fs.open_input_stream(path) as f:
-            text = f.read().decode()
-    except OSError:
-        raise SpecError(f"{study_dir}: no {SPEC_FILE}; this study was not started by 'dst-study run' "
-                        "(run the spec itself to continue it)") from None
-    return from_yaml(text, path, storage=False).at(study_dir)
+    folder = ParquetStore(study_dir).folder
+    text = folder.read_text(SPEC)
+    if text is None:
+        raise SpecError(f"{study_dir}: no {SPEC}; this study was not started by 'dst-study run' "
+                        "(run the spec itself to continue it)")
+    return from_yaml(text, folder.join(SPEC), storage=False).at(study_dir)
+
+
+@dataclass
+class StudyRun:
+    """What :func:`run_study` leaves: the study's trials as stored, and what is still to do."""
+    plan: Plan
+    trials: "pd.DataFrame"  # every row of the store (the plan's study), after the run
+    missing: int  # trials still to run (the study was stopped); failed ones count as finished
+    failed: int
+    problems: list[str]  # unreadable files skipped
+
+
+def run_study(p: Plan, **run_options) -> StudyRun:
+    """:func:`run` a plan, then read back where the study stands (``run_options`` as for :func:`run`)."""
+    from .queries import query
+
+    run(p, **run_options)
+    trials = query(p.store, "trials")
+    left = plan(p.spec)
+    missing = len(left.missing) if p.spec.search is None else max(p.spec.search.n_trials - len(left.finished), 0)
+    return StudyRun(p, trials, missing, int((trials["status"] == "failed").sum()), list(p.store.problems))
 
 
 def _restore(handler) -> None:
@@ -267,12 +241,11 @@ def _run(p: Plan, lease: StudyLease, *, address: str | None, max_concurrent: int
     if unfit:
         log(f"{unfit}; waiting for the cluster's autoscaler to add such a node")
     try:
-        # Tune takes URIs as they are; local folders must be absolute
-        tune_dir = f"{p.spec.study_dir}/tune" if "://" in p.spec.study_dir else f"{p.store.path}/tune"
+        tune_dir = p.store.folder.tune_dir
         if to_search > 0:
             ray_tune.run_search(
                 p.spec.search, p.spec.base, p.store, n_trials=to_search, tune_dir=tune_dir,
-                wave=f"search-{time.time_ns()}", optuna_db=f"{p.store.path}/optuna.db", study_name=p.spec.name, done=len(p.finished),
+                wave=f"search-{time.time_ns()}", optuna_db=p.store.folder.optuna_db, study_name=p.spec.name, done=len(p.finished),
                 cpu=p.spec.resources.cpu, gpu=p.spec.resources.gpu, retries=p.spec.retries,
                 checkpoint_seconds=p.spec.checkpoint_seconds, max_concurrent=max_concurrent or p.spec.max_concurrent,
                 progress=progress, axes=p.spec.axes, verbose=verbose)

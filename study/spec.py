@@ -47,7 +47,8 @@ from dst_core.config import UNUSED_BY_KIND
 from dst_core.errors import ConfigError, DstError
 from dst_core.registry import did_you_mean
 
-from .store.parquet import ParquetStore, StoreError, uri_problem
+from .folder import uri_problem
+from .store.parquet import ParquetStore, StoreError
 from .store.schema import METRICS, TRIALS
 from .trial import Trial
 

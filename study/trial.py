@@ -31,13 +31,11 @@ from dst_core.config import KINDS, UNUSED_BY_KIND
 from dst_core.errors import CheckpointMismatchError, DstWarning
 from dst_core.summary import METRICS, summarise
 
+from .folder import POSITION
 from .trial_id import trial_id
 
-__all__ = ["POSITION_FILE", "Rows", "Trial", "TrialRun", "count_by_kind", "git_commit", "git_dirty", "history_rows",
-           "jaccard_rows", "never_updating", "read_position", "result_rows", "trial_label", "trial_row", "utc_now"]
-
-# Beside a trial's checkpoint in a study: its position as JSON, so `status` need not load torch
-POSITION_FILE = "position.json"
+__all__ = ["OneRun", "Rows", "Trial", "TrialRun", "count_by_kind", "git_commit", "git_dirty", "history_rows",
+           "jaccard_rows", "never_updating", "result_rows", "run_one", "trial_label", "trial_row", "utc_now"]
 
 Rows = tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]  # trials, history, jaccard
 
@@ -79,6 +77,57 @@ class Trial:
             return cls(data["trial_id"], TrainConfig.from_dict(data["config"]), data["label"])
         config = TrainConfig.from_dict(data)
         return cls(id or trial_id(config), config, trial_label(config, axes))
+
+
+@dataclass
+class OneRun:
+    """What :func:`run_one` did: the trial, its history, its summary (named as the trials table's
+    columns, with its config) and where its row went."""
+    trial: Trial
+    history: list[dict[str, Any]]
+    summary: dict[str, Any]
+    stored: str | None = None  # the study folder its rows were written to
+    store_error: str | None = None  # why they could not be (the result is still here)
+
+
+def run_one(config: TrainConfig, checkpoint_dir: str | None = None, results: str | None = None, *,
+            should_stop: Callable[[], bool] | None = None, on_start: Callable[["TrialRun"], None] | None = None,
+            on_epoch: Callable[[dict[str, Any]], None] | None = None) -> OneRun:
+    """One trial outside any study (``dst-study train``): checkpointed to and resumed from
+    ``checkpoint_dir``, its rows written into the study folder ``results`` too. Both outputs are
+    checked before it trains. ``should_stop`` asked between batches stops it with its checkpoint saved
+    (``dst_core.Interrupted``); ``on_start`` sees the run before its first epoch, ``on_epoch`` each
+    epoch's report."""
+    from dst_core.errors import ConfigError
+
+    from .folder import check_writable_dir
+    from .store import ParquetStore, StoreError
+
+    if checkpoint_dir:
+        try:
+            check_writable_dir(checkpoint_dir, "--checkpoint-dir")
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+    if results:
+        ParquetStore(results).check_writable()
+    started = utc_now()
+    run = TrialRun(Trial.of(config), checkpoint_dir)
+    if on_start:
+        on_start(run)
+    report: dict[str, Any] = {}
+    for report, _ in run.reports(should_stop):
+        if on_epoch:
+            on_epoch(report)
+    history = run.trainer.history
+    out = OneRun(run.trial, history, {**summarise(history), "config": config.to_dict()})
+    if results:
+        try:
+            ParquetStore(results).append(*result_rows(run.trial, report, status="completed", started_at=started,
+                                                      ended_at=utc_now()))
+            out.stored = results
+        except (OSError, StoreError) as e:
+            out.store_error = str(e)
+    return out
 
 
 class TrialRun:
@@ -176,20 +225,10 @@ def _copy(source: str, target: Path) -> None:
 def _write_position(folder: Path, epoch: int, checkpoint_file: str) -> None:
     """The position, and the size of the checkpoint it goes with: a copy of the folder cut short (a
     driver killed mid-copy, a full disk) is told from a whole one by the listing alone."""
-    tmp = folder / f".{POSITION_FILE}.tmp"
+    tmp = folder / f".{POSITION}.tmp"
     tmp.write_text(json.dumps({"epoch": epoch, "algorithm_revision": ALGORITHM_REVISION,
                                "bytes": (folder / checkpoint_file).stat().st_size}))
-    os.replace(tmp, folder / POSITION_FILE)
-
-
-def read_position(checkpoint_file: str, open_input: Callable[[str], Any] | None = None) -> dict[str, Any] | None:
-    """The position written beside a study checkpoint, or None when there is none (an older study)."""
-    path = f"{checkpoint_file.rpartition('/')[0]}/{POSITION_FILE}"
-    try:
-        with (open_input or (lambda p: open(p, "rb")))(path) as f:
-            return json.loads(f.read())
-    except (OSError, ValueError):
-        return None
+    os.replace(tmp, folder / POSITION)
 
 
 def result_rows(trial: Trial, report: Mapping[str, Any] | None, *, status: str, started_at: datetime,

@@ -1,6 +1,7 @@
 """Where results land: the Parquet store of a study (see ``results/README.md`` for the schema)."""
 
-from .parquet import OutOfSpace, ParquetStore, StoreError, UnreadableFileWarning, WriteFailed, out_of_space, write_atomically
+from ..folder import write_atomically
+from .parquet import OutOfSpace, ParquetStore, StoreError, UnreadableFileWarning, WriteFailed, out_of_space
 from .schema import (CONFIG_COLUMNS, HISTORY, JACCARD, METRICS, SCHEMA_VERSION, STATUSES, SUMMARY_COLUMNS, TABLES,
                      TRIALS, revision, revision_where)
 

@@ -22,7 +22,7 @@ import time
 import uuid
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Callable, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import pandas as pd
 import pyarrow as pa
@@ -31,13 +31,13 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from ..folder import QUARANTINE, StudyFolder, write_atomically
 from .schema import SCHEMA_VERSION, TABLES
 
 __all__ = ["OutOfSpace", "ParquetStore", "StoreError", "UnreadableFileWarning", "WriteFailed", "out_of_space",
-           "uri_problem", "write_atomically"]
+           "write_atomically"]
 
 PER_TRIAL = ("history", "jaccard")  # tables whose rows are written with, and follow, a trial row
-QUARANTINE = "quarantine"  # where compact() moves part files it could not read, untouched
 
 
 class StoreError(Exception):
@@ -88,55 +88,21 @@ def _free_bytes(path: str) -> int:
         return 0
 
 
-def uri_problem(root: str) -> str | None:
-    """Why a URI cannot hold a study, or None. A study's folders and files are the URI with paths
-    appended, and Ray Tune's storage and the workers get such URIs too: a query string
-    (``?endpoint_override=…``) would end up mid-path. The environment reaches every process instead."""
-    if "://" in root and "?" in root:
-        return ("a query string ('?...') in a storage URI is not supported: give s3://bucket/prefix, and the "
-                "endpoint and credentials in the environment of every node (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, "
-                "AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION; see README)")
-    return None
-
-
-def write_atomically(fs: pafs.FileSystem, path: str, write: Callable[[BinaryIO], Any]) -> None:
-    """Write ``path`` under a hidden temporary name beside it (readers skip hidden names), then rename
-    it into place: a reader sees the whole file or none. A write that fails (a full disk) removes its
-    temporary file and raises."""
-    folder, name = path.rsplit("/", 1)
-    tmp = f"{folder}/.{name}.tmp-{uuid.uuid4().hex[:8]}"
-    try:
-        with fs.open_output_stream(tmp) as out:
-            write(out)
-        fs.move(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            fs.delete_file(tmp)
-        raise
-
-
 @dataclass
 class ParquetStore:
     root: str  # local directory or filesystem URI
+    folder: StudyFolder = field(init=False, repr=False)  # the study folder the tables live in
     fs: pafs.FileSystem = field(init=False, repr=False)
     path: str = field(init=False)  # root inside fs
     problems: list[str] = field(init=False, default_factory=list)  # unreadable files of the last read
     quarantined: list[str] = field(init=False, default_factory=list)  # moved aside by the last compact()
 
     def __post_init__(self):
-        root = str(self.root)
-        if uri_problem(root):
-            raise StoreError(f"{root}: {uri_problem(root)}")
-        if "://" in root:
-            self.fs, self.path = pafs.FileSystem.from_uri(root)
-        else:
-            self.fs, self.path = pafs.LocalFileSystem(), os.path.abspath(root)
-
-    def uri(self, path: str) -> str:
-        """``path`` (inside ``fs``) as another process opens it: a store at a URI lists paths without
-        its scheme (``bucket/…`` on S3), which only this ``fs`` reads; a local path stays as it is."""
-        root = str(self.root).rstrip("/")
-        return f"{root}{path[len(self.path.rstrip('/')):]}" if "://" in root else path
+        try:
+            self.folder = StudyFolder(self.root)
+        except ValueError as e:
+            raise StoreError(str(e)) from None
+        self.fs, self.path = self.folder.fs, self.folder.path
 
     # -- writing ---------------------------------------------------------------------------------
     def append(self, trials: Sequence[Mapping[str, Any]], history: Sequence[Mapping[str, Any]] = (),

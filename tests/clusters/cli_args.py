@@ -8,7 +8,7 @@ import shlex
 
 import pytest
 
-from study.cli import _parser
+from study.options import parser
 
 
 def parse_cli(argv: list[str]):
@@ -16,6 +16,6 @@ def parse_cli(argv: list[str]):
     err = io.StringIO()
     try:
         with contextlib.redirect_stderr(err):
-            return _parser().parse_args(argv)
+            return parser().parse_args(argv)
     except SystemExit:
         pytest.fail(f"not a valid dst-study command: {shlex.join(['dst-study', *argv])}\n{err.getvalue()}")

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from study.lease import LEASE_FILE
+from study.folder import LEASE
 from study.store import ParquetStore
 
 pytest.importorskip("ray")
@@ -62,14 +62,14 @@ def test_a_driver_that_loses_its_lease_stops_and_no_completed_result_is_lost(tmp
     try:
         def heartbeat():
             try:
-                return json.loads((study / LEASE_FILE).read_text())["heartbeat"]
+                return json.loads((study / LEASE).read_text())["heartbeat"]
             except (OSError, ValueError):
                 return None
         _wait(lambda: heartbeat() is not None, "the lease", driver=first)
         claimed = heartbeat()
         _wait(lambda: heartbeat() not in (None, claimed), "a heartbeat", driver=first)
         # just after a beat: the second driver claims the lease well before the first beats again
-        (study / LEASE_FILE).unlink()
+        (study / LEASE).unlink()
         done_before = set(_raw_trials(study)["trial_id"]) if (study / "trials").exists() else set()
         second = subprocess.Popen(_cli("run", str(spec), "--num-cpus", "2"), stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, text=True, env=ENV, start_new_session=True)
@@ -87,7 +87,7 @@ def test_a_driver_that_loses_its_lease_stops_and_no_completed_result_is_lost(tmp
     trials = ParquetStore(str(study)).read("trials")
     assert len(trials) == 6 and set(trials["status"]) == {"completed"}, trials[["trial_id", "status", "error"]]
     assert done_before <= set(trials["trial_id"])
-    assert not (study / LEASE_FILE).exists()
+    assert not (study / LEASE).exists()
 
 
 def _mount_tmpfs(folder, size):

@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from study.lease import LEASE_FILE, LeaseLost, StudyBusy, StudyLease
+from study.folder import LEASE
+from study.lease import LeaseLost, StudyBusy, StudyLease
 from study.store import OutOfSpace, ParquetStore
 
 
@@ -36,12 +37,12 @@ time.sleep(60)
     lease.acquire()  # the holder's pid is gone on this host: taken over at once
     assert said and f"pid {holder.pid}: its process {holder.pid} on this host is gone" in said[0]
     lease.release()
-    assert not (tmp_path / "s" / LEASE_FILE).exists()
+    assert not (tmp_path / "s" / LEASE).exists()
 
 
 def test_a_lease_from_another_host_expires_when_its_heartbeat_stops(tmp_path):
     store = ParquetStore(str(tmp_path))
-    (tmp_path / LEASE_FILE).write_text(json.dumps({"host": "elsewhere", "pid": 1, "token": "x",
+    (tmp_path / LEASE).write_text(json.dumps({"host": "elsewhere", "pid": 1, "token": "x",
                                                    "since": "2026-01-01T00:00:00", "heartbeat": time.time()}))
     with pytest.raises(StudyBusy, match="host elsewhere, pid 1"):
         StudyLease(store, heartbeat=0.2, expiry=1.0).acquire()
@@ -49,12 +50,12 @@ def test_a_lease_from_another_host_expires_when_its_heartbeat_stops(tmp_path):
     said = []
     started = time.monotonic()
     with StudyLease(store, heartbeat=0.2, expiry=1.0, log=said.append) as lease:
-        assert json.loads((tmp_path / LEASE_FILE).read_text())["token"] == lease.token
-        before = json.loads((tmp_path / LEASE_FILE).read_text())["heartbeat"]
+        assert json.loads((tmp_path / LEASE).read_text())["token"] == lease.token
+        before = json.loads((tmp_path / LEASE).read_text())["heartbeat"]
         time.sleep(0.5)
-        assert json.loads((tmp_path / LEASE_FILE).read_text())["heartbeat"] > before  # it beats
+        assert json.loads((tmp_path / LEASE).read_text())["heartbeat"] > before  # it beats
     assert time.monotonic() - started < 5 and "waiting up to 1s" in said[0] and "heartbeat stopped" in said[1]
-    assert not (tmp_path / LEASE_FILE).exists()
+    assert not (tmp_path / LEASE).exists()
 
 
 def _rival(path, **fields):
@@ -65,39 +66,39 @@ def _rival(path, **fields):
 
 def test_an_unreadable_lease_counts_as_held_until_it_is_old(tmp_path):
     store = ParquetStore(str(tmp_path))
-    (tmp_path / LEASE_FILE).write_text("garbage, not a lease")
+    (tmp_path / LEASE).write_text("garbage, not a lease")
     with pytest.raises(StudyBusy, match=r"unreadable lease, written \d+s ago; it counts as held until it is 60s old"):
         StudyLease(store).acquire()
     old = time.time() - 61
-    os.utime(tmp_path / LEASE_FILE, (old, old))
+    os.utime(tmp_path / LEASE, (old, old))
     said = []
     with StudyLease(store, heartbeat=0.2, log=said.append) as lease:
-        assert json.loads((tmp_path / LEASE_FILE).read_text())["token"] == lease.token
+        assert json.loads((tmp_path / LEASE).read_text())["token"] == lease.token
     assert "taking over" in said[0] and "it is unreadable and 61s old" in said[0]
 
 
 def test_the_holder_rewrites_a_lease_that_disappeared_or_was_garbled(tmp_path):
     lost = []
     with StudyLease(ParquetStore(str(tmp_path)), heartbeat=0.1, on_lost=lost.append) as lease:
-        for spoil in ((tmp_path / LEASE_FILE).unlink, lambda: (tmp_path / LEASE_FILE).write_text("{")):
+        for spoil in ((tmp_path / LEASE).unlink, lambda: (tmp_path / LEASE).write_text("{")):
             spoil()
             time.sleep(0.4)
-            assert json.loads((tmp_path / LEASE_FILE).read_text())["token"] == lease.token
-    assert lost == [] and not (tmp_path / LEASE_FILE).exists()
+            assert json.loads((tmp_path / LEASE).read_text())["token"] == lease.token
+    assert lost == [] and not (tmp_path / LEASE).exists()
 
 
 def test_a_holder_whose_lease_another_driver_took_is_told_who_and_leaves_it(tmp_path):
     lost = []
     with StudyLease(ParquetStore(str(tmp_path)), heartbeat=0.1, on_lost=lost.append):
-        _rival(tmp_path / LEASE_FILE)
+        _rival(tmp_path / LEASE)
         time.sleep(0.4)
     assert len(lost) == 1 and isinstance(lost[0], LeaseLost)
     assert "another driver took over" in str(lost[0]) and "host rival-host, pid 4242" in str(lost[0])
-    assert json.loads((tmp_path / LEASE_FILE).read_text())["token"] == "rival"  # not deleted on release
+    assert json.loads((tmp_path / LEASE).read_text())["token"] == "rival"  # not deleted on release
 
 
 def test_a_heartbeat_in_the_future_is_named_as_clock_skew(tmp_path):
-    _rival(tmp_path / LEASE_FILE, heartbeat=time.time() + 3600)
+    _rival(tmp_path / LEASE, heartbeat=time.time() + 3600)
     with pytest.raises(StudyBusy, match=r"heartbeat 3600s in the future: the clocks of that host and this one "
                                         r"disagree.*If no driver runs this study, delete .*driver.lease"):
         StudyLease(ParquetStore(str(tmp_path))).acquire()

@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 
 from dst_core import TrainConfig
-from study.runner import LISTING_FILE, listing, save_spec
+from study.folder import LISTING, POSITION
+from study.runner import listing, save_spec
 from study.spec import parse
 from study.store import ParquetStore
-from study.trial import POSITION_FILE, Trial, result_rows
+from study.trial import Trial, result_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -42,7 +43,7 @@ def study(tmp_path):
     waiting = Path(spec.study_dir) / "tune" / "wave-1" / trials[6].id / "checkpoint_000001"
     waiting.mkdir(parents=True)
     (waiting / "checkpoint.pt").write_bytes(b"not read: the position beside it says where it stands")
-    (waiting / POSITION_FILE).write_text(json.dumps({"epoch": 2, "algorithm_revision": 2}))
+    (waiting / POSITION).write_text(json.dumps({"epoch": 2, "algorithm_revision": 2}))
     return spec, trials
 
 
@@ -83,7 +84,7 @@ def test_the_listing_follows_its_spec_and_is_rebuilt_when_it_does_not_match(stud
     store = ParquetStore(spec.study_dir)
     assert [i for i, _ in listing(store).trials] == [t.id for t in trials]
     # a listing of another spec (an older dst-study wrote none, a crash left a stale one) is not trusted
-    path = Path(store.path) / LISTING_FILE
+    path = Path(store.path) / LISTING
     path.write_text(json.dumps({"spec_sha256": "0" * 64, "total": 1, "trials": [["x", "y"]]}))
     assert listing(store).total == 8 and len(listing(store).trials) == 8
     path.unlink()
@@ -115,7 +116,6 @@ def test_a_checkpoint_cut_short_by_a_killed_driver_is_passed_over(tmp_path):
     """Tune copies a checkpoint file by file: the newest folder of a killed driver may lack its position
     file (and be incomplete); the previous, complete one is used. A study older than position files
     still finds its newest checkpoint."""
-    from study.runner import checkpoints
 
     store = ParquetStore(str(tmp_path / "s"))
     trial = tmp_path / "s" / "tune" / "wave-1" / "abc"
@@ -124,10 +124,10 @@ def test_a_checkpoint_cut_short_by_a_killed_driver_is_passed_over(tmp_path):
         folder.mkdir(parents=True)
         (folder / "checkpoint.pt").write_bytes(b"x")
         if positioned:
-            (folder / POSITION_FILE).write_text('{"epoch": 1}')
-    assert checkpoints(store, {"abc"})["abc"].endswith("checkpoint_000001/checkpoint.pt")
-    (trial / "checkpoint_000001" / POSITION_FILE).unlink()  # as an older study left them
-    assert checkpoints(store, {"abc"})["abc"].endswith("checkpoint_000002/checkpoint.pt")
+            (folder / POSITION).write_text('{"epoch": 1}')
+    assert store.folder.checkpoints({"abc"})["abc"].endswith("checkpoint_000001/checkpoint.pt")
+    (trial / "checkpoint_000001" / POSITION).unlink()  # as an older study left them
+    assert store.folder.checkpoints({"abc"})["abc"].endswith("checkpoint_000002/checkpoint.pt")
 
 
 def test_an_unusable_checkpoint_of_an_earlier_driver_restarts_the_trial(tmp_path):

@@ -4,7 +4,7 @@ import pandas as pd
 
 from dst_core import TrainConfig
 from dst_core.summary import summarise
-from study import cli
+from study import render
 from study.spec import parse
 from study.trial import Trial, TrialRun
 
@@ -21,10 +21,10 @@ def test_every_report_carries_the_running_best_validation_accuracy():
 
 def _ranked(monkeypatch, trials, **search):
     shown = []
-    monkeypatch.setattr(cli, "print_frame", lambda frame, **kw: shown.append((frame, kw["title"])))
+    monkeypatch.setattr(render, "print_frame", lambda frame, **kw: shown.append((frame, kw["title"])))
     spec = parse({"name": "s", "base": {"epochs": 1},
                   "search": {"n_trials": 3, "space": {"density": {"uniform": [0.1, 0.5]}}, **search}}, storage=False)
-    cli._closing_table(spec, trials)
+    render.print_closing(spec, trials)
     (frame, title), = shown
     return frame, title
 
