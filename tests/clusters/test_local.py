@@ -8,6 +8,7 @@ Both raylets run on this host with ports of their own; only the processes starte
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -97,9 +98,17 @@ def ray_cluster(tmp_path):
                 _kill(node, signal.SIGKILL)
 
 
-def _checkpointed(study_dir: Path) -> set[str]:
-    """Trial ids with at least one Tune checkpoint (an epoch done)."""
-    return {p.parent.name for p in study_dir.glob("tune/*/*/checkpoint_*")}
+def _checkpointed(study_dir: Path, epoch: int = 3) -> set[str]:
+    """Trial ids with a Tune checkpoint of ``epoch`` or later on disk: by then the driver has surely
+    taken in an earlier one (on a loaded machine it lags the workers), which a retry resumes from."""
+    found = set()
+    for position in study_dir.glob("tune/*/*/checkpoint_*/position.json"):
+        try:
+            if json.loads(position.read_text())["epoch"] >= epoch:
+                found.add(position.parent.parent.name)
+        except (OSError, ValueError, KeyError):
+            pass  # being written
+    return found
 
 
 def test_study_survives_a_lost_worker_raylet(ray_cluster, tmp_path):
