@@ -38,7 +38,7 @@ from dst_core.errors import ConfigError, DstError
 
 from .folder import SPEC, check_writable_dir
 from .options import parser
-from .queries import open_study, query, table_columns
+from .queries import open_study, query
 from .render import json_safe, print_comparison, print_frame
 from .store import ParquetStore, StoreError, UnreadableFileWarning, WriteFailed
 
@@ -180,17 +180,11 @@ def _run_study(args: argparse.Namespace) -> int:
 
 
 def _query(args: argparse.Namespace) -> int:
+    from .render import print_query
+
     store = open_study(args.study)
-    frame = query(store, args.table, args.where, None if args.columns == ["all"] else args.columns)
-    if args.format == "table" and not args.columns:  # every column would squeeze each to nothing
-        shown = table_columns(args.table, frame)
-        print_frame(frame[shown], args.format)
-        if len(shown) < len(frame.columns):
-            sys.stdout.flush()
-            print(f"{len(shown)} of {len(frame.columns)} columns shown; --columns all shows every one, --columns NAME "
-                  "... chooses (--format csv and json hold them all)", file=sys.stderr)
-    else:
-        print_frame(frame, args.format)
+    print_query(query(store, args.table, args.where, None if args.columns == ["all"] else args.columns), args.table,
+                args.format, chosen=bool(args.columns))
     return _report_problems(store.problems)
 
 
@@ -258,13 +252,10 @@ def _report_problems(problems: Sequence[str]) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    for title, registry in (("criteria", dst_core.CRITERIA), ("growth", dst_core.GROWTH),
-                            ("schedules", dst_core.SCHEDULES), ("init", dst_core.DENSITY),
-                            ("models", dst_core.MODELS), ("datasets", dst_core.DATASETS)):
-        print(f"{title}:")
-        for entry in registry:
-            extra = "  (needs gradient)" if entry.meta.get("needs_grad") else ""
-            print(f"  {entry.name:<24}{entry.meta.get('description', '')}{extra}")
+    from .render import print_registries
+
+    print_registries({"criteria": dst_core.CRITERIA, "growth": dst_core.GROWTH, "schedules": dst_core.SCHEDULES,
+                      "init": dst_core.DENSITY, "models": dst_core.MODELS, "datasets": dst_core.DATASETS})
     return 0
 
 

@@ -262,3 +262,28 @@ def print_train_end(done, file: TextIO) -> None:
         f" ({selected:.2%} at epoch {final['best_val_epoch']}, the best validation accuracy)"
     print(f"final: test accuracy {final['final_test_accuracy']:.2%}{at_best_val}, "
           f"density {final['final_density']:.4f}, ITOP {final['final_itop_rate']:.3f}", file=file)
+
+
+def print_query(frame: pd.DataFrame, table: str, fmt: str, chosen: bool) -> None:
+    """``query``'s rows. As a terminal table without chosen columns, a readable few (every column
+    would squeeze each to nothing), and a line saying how to see the rest."""
+    from .queries import table_columns
+
+    if fmt != "table" or chosen:
+        print_frame(frame, fmt)
+        return
+    shown = table_columns(table, frame)
+    print_frame(frame[shown], fmt)
+    if len(shown) < len(frame.columns):
+        sys.stdout.flush()
+        print(f"{len(shown)} of {len(frame.columns)} columns shown; --columns all shows every one, --columns NAME "
+              "... chooses (--format csv and json hold them all)", file=sys.stderr)
+
+
+def print_registries(registries: dict) -> None:
+    """``list``: every registered name with its description, per registry."""
+    for title, registry in registries.items():
+        print(f"{title}:")
+        for entry in registry:
+            extra = "  (needs gradient)" if entry.meta.get("needs_grad") else ""
+            print(f"  {entry.name:<24}{entry.meta.get('description', '')}{extra}")
