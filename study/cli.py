@@ -190,13 +190,18 @@ def _query(args: argparse.Namespace) -> int:
 
 def _compare(args: argparse.Namespace) -> int:
     from .comparison import columns_for, compare, default_metric
+    from .queries import query_trials
+    from .store import SUMMARY_COLUMNS
 
-    store = open_study(args.study)
-    trials = query(store, "trials", args.where, columns_for(args.metric, args.rows, args.cols))
+    stores = [open_study(s) for s in args.study]
+    columns = columns_for(args.metric, args.rows, args.cols) + (list(SUMMARY_COLUMNS) if len(stores) > 1 else [])
+    trials, clashes = query_trials(stores, args.where, list(dict.fromkeys(columns)))
+    for clash in clashes:
+        print(f"dst-study: warning: {clash}", file=sys.stderr)
     metric = args.metric or default_metric(trials)
     print_comparison(compare(trials, metric, args.rows, args.cols, alpha=args.alpha, test=args.test,
                              correction=args.correction, reference=args.reference, pool=args.pool), args.format)
-    return _report_problems(store.problems)
+    return _report_problems([p for s in stores for p in s.problems])
 
 
 def _writable(path: str, what: str) -> None:

@@ -18,9 +18,9 @@ import pandas as pd
 from . import filters
 from .folder import SPEC, StudyFolder
 from .comparison import default_metric, varying_axes
-from .store import TABLES, ParquetStore, StoreError
+from .store import SUMMARY_COLUMNS, TABLES, ParquetStore, StoreError
 
-__all__ = ["default_root", "most_at_once", "open_study", "query", "table_columns"]
+__all__ = ["default_root", "most_at_once", "open_study", "query", "query_trials", "table_columns"]
 
 # what a terminal table of history shows unless asked: its 16 columns squeeze one to nothing
 _HISTORY_SHOWN = ["trial_id", "epoch", "train_loss", "val_accuracy", "test_accuracy", "density"]
@@ -66,6 +66,25 @@ def query(store: ParquetStore, table: str = "trials", where: str | None = None,
     if condition:
         frame = frame[condition.mask(frame)]
     return frame[wanted].reset_index(drop=True)
+
+
+def query_trials(stores: Sequence[ParquetStore], where: str | None = None,
+                 columns: Sequence[str] | None = None) -> tuple[pd.DataFrame, list[str]]:
+    """The trials of several studies as one table, and a warning per trial id that two studies hold
+    with different results. A trial is its id (a hash of its config): one both studies ran counts
+    once (the first study's row), so a new study lines up with a committed one without re-running
+    what they share."""
+    frames = [query(store, "trials", where, columns).assign(__study=store.root) for store in stores]
+    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    warnings = []
+    if len(stores) > 1 and "trial_id" in frame:
+        results = [c for c in SUMMARY_COLUMNS if c in frame and not c.endswith("_seconds")]  # timings vary
+        for tid, rows in frame[frame["trial_id"].duplicated(keep=False)].groupby("trial_id", sort=True):
+            if results and len(rows[results].astype("float64").drop_duplicates()) > 1:
+                warnings.append(f"trial {tid} is in {' and '.join(rows['__study'])} with different results; the "
+                                f"first one's row is used")
+        frame = frame.drop_duplicates("trial_id", keep="first") if len(stores) > 1 else frame
+    return frame.drop(columns="__study").reset_index(drop=True), warnings
 
 
 def table_columns(table: str, frame: pd.DataFrame) -> list[str]:

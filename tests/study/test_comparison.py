@@ -266,3 +266,33 @@ def test_a_numeric_row_is_named_from_the_command_line_and_sorted_as_a_number():
     assert c.reference == 25 and _cell(c, update_period=1600)["diff"] == pytest.approx(0.1575)
     _, _, body, _ = comparison_tables(c)[0]
     assert [row[0] for row in body] == ["25", "100", "1600"]
+
+
+def test_several_studies_line_up_and_a_shared_trial_counts_once(tmp_path, capsys):
+    from datetime import datetime, timezone
+
+    from dst_core import TrainConfig
+    from study.store import ParquetStore
+    from study.trial import Trial, history_rows, trial_row
+
+    def store(name, runs):
+        s = ParquetStore(str(tmp_path / name))
+        for criterion, seed, accuracy in runs:
+            trial = Trial.of(TrainConfig(criterion=criterion, seed=seed, density=0.1))
+            history = [{"epoch": 1, "step": 1, "lr": 0.1, "train_loss": 1.0, "train_accuracy": 0.5, "test_loss": 1.0,
+                        "test_accuracy": accuracy, "density": 0.1, "drop_fraction": 0.3, "itop_rate": 0.2,
+                        "n_updates": 1, "update_seconds": accuracy, "epoch_seconds": 0.1}]
+            s.append([trial_row(trial, history, status="completed", started_at=datetime.now(timezone.utc))],
+                     history_rows(trial, history))
+        return str(s.root)
+
+    record = store("record", [("magnitude", seed, 0.5 + seed / 100) for seed in (1, 2, 3)])
+    mine = store("mine", [("snip", seed, 0.6 + seed / 100) for seed in (1, 2, 3)] + [("magnitude", 1, 0.51)])
+    assert main(["compare", record, mine, "--metric", "final_test_accuracy", "--format", "csv"]) == 0
+    out = capsys.readouterr()
+    cells = pd.read_csv(__import__("io").StringIO(out.out)).set_index("criterion")
+    assert cells.loc["magnitude", "n"] == 3 and cells.loc["snip", "n"] == 3  # the shared trial once
+    assert cells.loc["snip", "best"] and cells.loc["magnitude", "test"] == "paired" and out.err == ""
+    other = store("other", [("magnitude", 1, 0.99)])  # the same trial, another result
+    assert main(["compare", record, other, "--metric", "final_test_accuracy"]) == 0
+    assert "with different results; the first one's row is used" in capsys.readouterr().err
