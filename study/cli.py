@@ -193,7 +193,7 @@ def _compare(args: argparse.Namespace) -> int:
     from .queries import query_trials
     from .store import SUMMARY_COLUMNS
 
-    stores = [open_study(s) for s in args.study]
+    stores = [open_study(s) for s in (args.study, *args.also)]
     columns = columns_for(args.metric, args.rows, args.cols) + (list(SUMMARY_COLUMNS) if len(stores) > 1 else [])
     trials, clashes = query_trials(stores, args.where, list(dict.fromkeys(columns)))
     for clash in clashes:

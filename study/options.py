@@ -104,8 +104,10 @@ def parser(command: str | None = None) -> argparse.ArgumentParser:
 
     c = sub.add_parser("compare", help="pivot a metric: rows x columns, mean ± std over seeds, best and ties "
                                        "marked; any other axis that varies splits it into one table per value")
-    c.add_argument("study", nargs="+", help="one study, or several whose trials line up (e.g. the study of record "
-                                            "and yours: a trial both ran counts once)")
+    c.add_argument("study")
+    c.add_argument("also", nargs="*", metavar="STUDY", help="more studies whose trials line up with the first "
+                                                            "(e.g. the study of record and yours: a trial both ran "
+                                                            "counts once)")
     c.add_argument("--metric", help="a trials column (default: test_accuracy_at_best_val, the paper's number, "
                                     "when every trial has it, else final_test_accuracy)")
     c.add_argument("--rows", default="criterion")
