@@ -94,6 +94,7 @@ T0 = np.datetime64("2025-01-06T08:00:00", "us")
 # config columns that are not a field's default in these studies
 CONFIG = {"dataset": "cifar10", "model": "resnet56", "epochs": EPOCHS, "update_period": UPDATE_PERIOD,
           "lr": 0.1, "device": "cuda"}
+PLUGINS = '[{"module": "my_criteria", "sha256": "' + "ab" * 32 + '", "version": null}]'
 NONE_BY_DEFAULT = {f.name for f in dataclasses.fields(TrainConfig) if f.default is None}
 
 
@@ -165,6 +166,7 @@ def synthetic(index: np.ndarray, rng: np.random.Generator, rerun: bool = False) 
         "dst_study_version": ["0.1.0"] * n, "algorithm_revision": np.full(n, 2), "torch_version": ["2.13.0"] * n,
         "git_commit": ["3eebd8d" + "0" * 33] * n, "git_dirty": np.zeros(n, bool), "started_at": started,
         "ended_at": started + (wall * 1e6).astype("timedelta64[us]"), "error": np.where(failed, ERROR, None),
+        "plugins": np.where(rng.random(n) < 0.1, PLUGINS, None),  # a tenth ran a plugin's criterion
     }
     trials = pa.table([pa.array(columns[f.name], f.type) if f.name in columns else pa.nulls(n, f.type)
                        for f in TRIALS], schema=TRIALS)

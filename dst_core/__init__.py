@@ -16,6 +16,8 @@ scope          local (layer-wise) or global pruning
 update_order   where the update sits in an iteration: before_step, after_step, paper
 val_fraction   share of the training set held out for validation (the last examples)
 ITOP rate      fraction of all sparsified weights that were ever active
+plugin         a user's module registering components with register_criterion, register_growth,
+               register_schedule, register_model, register_dataset (metadata checked at once)
 
 Nothing here imports Ray, pandas or the ``study`` package: a run is ``train(config)``. Importing
 the package (its config, errors and summary) loads no torch; the rest loads on first use.
@@ -49,6 +51,23 @@ def __getattr__(name: str) -> Any:
     return value
 
 
+def _register(kind: str, module: str, registry: str):
+    def register(name: str, **meta: Any):
+        return getattr(importlib.import_module(f".{module}", __name__), registry).register(name, **meta)
+    register.__name__ = register.__qualname__ = f"register_{kind}"
+    register.__doc__ = (f"Decorator: register a {kind} under ``name`` with its metadata in {registry}, checked "
+                        "at once (README, 'Plugins').")
+    return register
+
+
+# The public decorators of plugins (and of the built-ins' modules): each loads its registry on first use
+register_criterion = _register("criterion", "criteria", "CRITERIA")  # score(w, g, mask, generator, **params)
+register_growth = _register("growth", "growth", "GROWTH")  # score(w, g, mask, generator)
+register_schedule = _register("schedule", "schedules", "SCHEDULES")  # a DropSchedule subclass
+register_density = _register("density", "density", "DENSITY")  # raw(shape, power)
+register_model = _register("model", "models", "MODELS")  # factory(input_shape, num_classes) -> nn.Module
+register_dataset = _register("dataset", "data", "DATASETS")  # factory(root) -> DataBundle
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -56,6 +75,7 @@ __all__ = [
     "CheckpointMismatchError", "ConfigError", "DataBundle", "DatasetNotFoundError", "Diverged", "DstError",
     "EpochMetrics", "Interrupted", "MaskSet", "Summary", "TopologyUpdater", "TrainConfig", "Trainer",
     "UnknownNameError", "UpdateSchedule", "build_model", "drop_and_grow", "drop_schedule", "jaccard", "layer_counts",
-    "layer_densities", "load_dataset", "n_active", "removal_overlap", "select_grow", "select_prune",
+    "layer_densities", "load_dataset", "n_active", "register_criterion", "register_dataset", "register_density",
+    "register_growth", "register_model", "register_schedule", "removal_overlap", "select_grow", "select_prune",
     "select_top", "sparsifiable", "summarise", "train",
 ]

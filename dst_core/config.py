@@ -17,13 +17,15 @@ from typing import Any, Mapping
 from .errors import ConfigError
 from .registry import Registry, did_you_mean
 
-__all__ = ["ADDED_FIELDS", "ALGORITHM_REVISION", "GROWN_MOMENTUM", "KINDS", "RUN_ONLY_FIELDS", "SCOPES",
-           "TrainConfig", "UNUSED_BY_KIND", "UPDATE_ORDERS"]
+__all__ = ["ADDED_FIELDS", "ALGORITHM_REVISION", "GROWN_MOMENTUM", "KINDS", "OPTIMIZERS", "RUN_ONLY_FIELDS",
+           "SCOPES", "TrainConfig", "UNUSED_BY_KIND", "UNUSED_BY_OPTIMIZER", "UPDATE_ORDERS"]
 
 # The choices of the fields that no registry holds (see dst_core.topology for their meaning)
 SCOPES = ("global", "local")
 UPDATE_ORDERS = ("paper", "before_step", "after_step")
 GROWN_MOMENTUM = ("keep", "zero")
+# torch.optim.SGD (the paper's), Adam (weight decay as L2, added to the gradient) and AdamW (decoupled)
+OPTIMIZERS = ("sgd", "adam", "adamw")
 
 # What a given config computes. Bump it when a fix changes the results of an existing config, so
 # results of different revisions are never pooled unawares (every result row and checkpoint records
@@ -43,11 +45,14 @@ _TOPOLOGY_FIELDS = ("criterion", "criterion_params", "growth", "schedule", "drop
                     "update_period", "stop_fraction", "scope", "update_order", "grown_momentum")
 UNUSED_BY_KIND = {"dst": (), "static": _TOPOLOGY_FIELDS,
                   "dense": _TOPOLOGY_FIELDS + ("init", "erk_power", "static")}
+# Every kind trains with its optimizer, which reads only its own hyper-parameters: the others stay
+# out of the identity, so an Adam trial's id does not depend on the (unread) SGD momentum.
+UNUSED_BY_OPTIMIZER = {"sgd": ("betas", "eps"), "adam": ("momentum", "nesterov"), "adamw": ("momentum", "nesterov")}
 
 # Fields added after trial ids were first given out, each with the value that reproduces what
 # versions without it computed: left out of a run's identity while they hold that value, so adding
 # a field never changes the ids (and so never re-runs the trials) of studies that began before it.
-ADDED_FIELDS: dict[str, Any] = {"static": False}
+ADDED_FIELDS: dict[str, Any] = {"static": False, "optimizer": "sgd", "betas": (0.9, 0.999), "eps": 1e-8}
 
 
 def _field(help: str, default: Any = None, *, factory: Any = None) -> Any:
@@ -83,14 +88,17 @@ class TrainConfig:
                                "(step, mask, update) or paper (after_step for magnitude, set, random; "
                                "before_step for the rest, as the paper's code)", "paper")
     grown_momentum: str = _field("optimizer state of a newly grown weight: keep what it gathered while inactive "
-                                 "(the paper's code) or zero (RigL)", "keep")
+                                 "(the paper's code) or zero (RigL): SGD's momentum, Adam's two moments", "keep")
     # optimisation (the paper's defaults)
     epochs: int = _field("training epochs", 20)
     batch_size: int = _field("minibatch size", 128)
-    lr: float = _field("SGD learning rate", 0.01)
-    momentum: float = _field("SGD momentum", 0.9)
-    nesterov: bool = _field("Nesterov momentum", True)
-    weight_decay: float = _field("L2 weight decay", 5e-4)
+    optimizer: str = _field("sgd (the paper's), adam or adamw", "sgd")
+    lr: float = _field("learning rate", 0.01)
+    momentum: float = _field("SGD momentum (sgd only)", 0.9)
+    nesterov: bool = _field("Nesterov momentum (sgd only)", True)
+    betas: tuple[float, ...] = _field("Adam's moment decay rates beta1 beta2 (adam, adamw)", (0.9, 0.999))
+    eps: float = _field("Adam's denominator term, > 0 (adam, adamw)", 1e-8)
+    weight_decay: float = _field("weight decay: L2 added to the gradient (sgd, adam), decoupled (adamw)", 5e-4)
     lr_milestones: tuple[float, ...] = _field("fractions of the epochs at which lr *= lr_gamma", (0.5, 0.75))
     lr_gamma: float = _field("learning-rate decay factor at each milestone", 0.1)
     seed: int = _field("seed of initialisation, masks, data order and every random draw", 0)
@@ -124,7 +132,10 @@ class TrainConfig:
             raise ConfigError(f"lr_milestones: got {_short(self.lr_milestones)}; "
                               "expected a list of fractions in (0, 1)")
         object.__setattr__(self, "lr_milestones", tuple(self.lr_milestones))
-        choices_of = {"scope": SCOPES, "update_order": UPDATE_ORDERS, "grown_momentum": GROWN_MOMENTUM}
+        if isinstance(self.optimizer, str):
+            object.__setattr__(self, "optimizer", self.optimizer.lower())
+        choices_of = {"scope": SCOPES, "update_order": UPDATE_ORDERS, "grown_momentum": GROWN_MOMENTUM,
+                      "optimizer": OPTIMIZERS}
         for key, choices in choices_of.items():
             if getattr(self, key) not in choices:
                 raise ConfigError(f"{key}: got {getattr(self, key)!r}; expected one of {', '.join(choices)}")
@@ -144,6 +155,12 @@ class TrainConfig:
         _check(self, "lr", float, 0, None, open_low=True)
         _check(self, "momentum", float, 0, 1)
         _check(self, "weight_decay", float, 0, None)
+        _check(self, "eps", float, 0, None, open_low=True)  # 0 would divide 0 by 0 at a weight never trained
+        betas = [_number_text(b) for b in self.betas] if isinstance(self.betas, (list, tuple)) else self.betas
+        if not isinstance(betas, list) or len(betas) != 2 or not all(
+                isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in betas):
+            raise ConfigError(f"betas: got {_short(betas)}; expected two numbers in [0, 1), e.g. [0.9, 0.999]")
+        object.__setattr__(self, "betas", tuple(float(b) for b in betas))
         _check(self, "lr_gamma", float, 0, None, open_low=True)
         _check(self, "seed", int, 0, 2**63 - 1)
         for key in ("static", "nesterov"):
@@ -169,15 +186,16 @@ class TrainConfig:
         d = dataclasses.asdict(self)
         d["criterion_params"] = dict(self.criterion_params)
         d["lr_milestones"] = list(self.lr_milestones)
+        d["betas"] = list(self.betas)
         return d
 
     def identity(self) -> dict[str, Any]:
         """What determines the result: every field except :data:`RUN_ONLY_FIELDS`, those the run's
-        kind never reads (:data:`UNUSED_BY_KIND`) and added fields at their old value
-        (:data:`ADDED_FIELDS`)."""
-        unused = set(RUN_ONLY_FIELDS) | set(UNUSED_BY_KIND[self.kind])
+        kind or optimizer never reads (:data:`UNUSED_BY_KIND`, :data:`UNUSED_BY_OPTIMIZER`) and added
+        fields at their old value (:data:`ADDED_FIELDS`)."""
+        unused = set(RUN_ONLY_FIELDS) | set(UNUSED_BY_KIND[self.kind]) | set(UNUSED_BY_OPTIMIZER[self.optimizer])
         return {k: v for k, v in self.to_dict().items()
-                if k not in unused and not (k in ADDED_FIELDS and v == ADDED_FIELDS[k])}
+                if k not in unused and not (k in ADDED_FIELDS and getattr(self, k) == ADDED_FIELDS[k])}
 
     @property
     def kind(self) -> str:

@@ -56,14 +56,19 @@ from torch import Tensor
 
 from .errors import ConfigError
 from .masks import indices_to_mask, top_indices
-from .registry import Registry, did_you_mean
+from .registry import Meta, Registry, did_you_mean
 
 __all__ = ["CRITERIA", "EPS", "check_params", "prune_active", "select_prune"]
 
 EPS = 1e-8  # guards the divisions of sensitivity and reciprocal_sensitivity (the paper's value)
 
 ScoreFn = Callable[..., Tensor]
-CRITERIA: Registry[ScoreFn] = Registry("criterion")
+CRITERIA: Registry[ScoreFn] = Registry(
+    "criterion",
+    Meta(required={"needs_grad": bool, "paper_order": frozenset({"after_step", "before_step"}), "description": str},
+         optional={"selects": bool, "exact_count": bool}),
+    arity=4, signature="score(w, g, mask, generator, **params) -> Tensor",
+    select_arity=4, select_signature="select(w, g, k, generator) -> indices (with selects=True)")
 
 
 @CRITERIA.register("magnitude", needs_grad=False, paper_order="after_step", description="|w|")

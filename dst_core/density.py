@@ -23,14 +23,16 @@ from typing import Callable, Mapping, Sequence
 
 from .errors import ConfigError
 from .masks import n_active
-from .registry import Registry
+from .registry import Meta, Registry
 
 __all__ = ["DENSITY", "check_density", "layer_counts", "layer_densities"]
 
 Shapes = Mapping[str, Sequence[int]]
 
 # name -> raw(shape, power): the unnormalised density of one layer (None: uniform)
-DENSITY: Registry[Callable[[Sequence[int], float], float] | None] = Registry("density distribution")
+DENSITY: Registry[Callable[[Sequence[int], float], float] | None] = Registry(
+    "density distribution", Meta(required={"description": str}), arity=2,
+    signature="raw(shape, power) -> float", allow_none=True)
 
 
 def check_density(density: float, where: str = "density") -> float:

@@ -19,11 +19,14 @@ import torch
 from torch import Tensor
 
 from .masks import indices_to_mask, top_indices_among
-from .registry import Registry
+from .registry import Meta, Registry
 
 __all__ = ["GROWTH", "grow_indices", "select_grow"]
 
-GROWTH: Registry[Callable[..., Tensor]] = Registry("growth")
+GROWTH: Registry[Callable[..., Tensor]] = Registry(
+    "growth", Meta(required={"needs_grad": bool, "description": str}, optional={"selects": bool}),
+    arity=4, signature="score(w, g, mask, generator) -> Tensor",
+    select_arity=3, select_signature="select(candidates, k, generator) -> indices (with selects=True)")
 
 
 @GROWTH.register("random", needs_grad=False, selects=True, description="uniform among inactive positions (SET)")

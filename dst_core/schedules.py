@@ -19,11 +19,13 @@ import math
 from dataclasses import dataclass
 
 from .errors import ConfigError
-from .registry import Registry
+from .registry import Meta, Registry
 
 __all__ = ["DropSchedule", "SCHEDULES", "UpdateSchedule", "drop_schedule"]
 
-SCHEDULES: Registry[type] = Registry("schedule")
+SCHEDULES: Registry[type] = Registry(
+    "schedule", Meta(required={"description": str}), arity=3,
+    signature="a DropSchedule subclass: Schedule(initial, total_steps, eta_min)(step) -> float")
 
 
 @dataclass(frozen=True)

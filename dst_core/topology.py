@@ -16,6 +16,14 @@ At an update after :math:`t` optimizer steps, with drop fraction :math:`p_t` fro
    (``grown_momentum="keep"``), or 0 as in RigL (``"zero"``). Removed weights keep their optimizer
    state, as in both references. The density after an update equals the density before, exactly.
 
+   With Adam or AdamW (our extension; the paper's code uses SGD only) the state is the two moments
+   ``exp_avg`` and ``exp_avg_sq``: ``keep`` leaves both as gathered while inactive, ``zero`` sets
+   both to 0 at newly grown positions. Adam's ``step`` count is one per tensor, not per weight, so
+   it is left alone: a zeroed position's next update is bias-corrected with the tensor's count.
+   Whatever a removed weight's state holds, the trainer multiplies the weight
+   back to 0 after every optimizer step, so it cannot come back until the weight is regrown (and
+   under ``zero`` its state is reset then).
+
 Where the update sits in an iteration (:data:`UPDATE_ORDERS`, see :func:`resolve_order`):
 ``before_step`` runs it between ``backward`` and ``optimizer.step`` (the paper's order for MEST,
 SNIP, Sensitivity and ReciprocalSensitivity); ``after_step`` runs it after the step and the mask
@@ -140,7 +148,8 @@ class TopologyUpdater:
 
     ``params`` are the sparsified parameters by name, ``masks`` their :class:`MaskSet`. With
     ``grown_momentum="zero"`` the ``optimizer``'s per-parameter state tensors of the weight's shape
-    are reset at newly grown positions; nothing else of the optimizer is touched.
+    (SGD's ``momentum_buffer``; Adam's ``exp_avg``, ``exp_avg_sq``, ``max_exp_avg_sq``) are reset at
+    newly grown positions; nothing else of the optimizer is touched.
     """
 
     params: Mapping[str, torch.nn.Parameter]

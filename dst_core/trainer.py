@@ -114,6 +114,17 @@ def _loss_and_correct(out: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor,
     return F.cross_entropy(out, y), (out.argmax(-1) == y).sum()
 
 
+def _optimizer(cfg: TrainConfig, params: Iterator[torch.nn.Parameter]) -> torch.optim.Optimizer:
+    """``cfg.optimizer`` over all parameters. Masked weights are not the optimizer's business: the
+    trainer multiplies them back to 0 after every step (Adam moves a weight whose gradient is 0, and
+    AdamW's decay scales it, so the step alone would not keep them 0)."""
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
+                               weight_decay=cfg.weight_decay)
+    adam = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.AdamW
+    return adam(params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay)
+
+
 class Trainer:
     """The state of one run; :meth:`epochs` trains the epochs that are left."""
 
@@ -128,8 +139,7 @@ class Trainer:
         self.test_x, self.test_y = self.data.test_x.to(self.device), self.data.test_y.to(self.device)
         rng.seed_everything(cfg.seed)
         self.model = build_model(cfg.model, self.data.input_shape, self.data.num_classes).to(self.device)
-        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                                         nesterov=cfg.nesterov, weight_decay=cfg.weight_decay)
+        self.optimizer = _optimizer(cfg, self.model.parameters())
         self.steps_per_epoch = math.ceil(len(self.train_y) / cfg.batch_size)
         self.total_steps = cfg.epochs * self.steps_per_epoch
         self.params = sparsifiable(self.model)

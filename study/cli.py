@@ -51,7 +51,11 @@ def _train(args: argparse.Namespace) -> int:
     from .render import format_epoch, print_train_end, print_train_start
     from .trial import run_one
 
-    values = {k: v for k, v in vars(args).items() if k not in ("command", "checkpoint_dir", "json", "results")}
+    from .plugins import load_plugins
+
+    load_plugins(args.plugin)  # before the config is checked: it may name a plugin's components
+    values = {k: v for k, v in vars(args).items()
+              if k not in ("command", "checkpoint_dir", "json", "results", "plugin")}
     if "criterion_params" in values:
         values["criterion_params"] = dict(values["criterion_params"])
     config = TrainConfig.from_dict(values)
@@ -88,7 +92,7 @@ def _validate(args: argparse.Namespace) -> int:
     from .spec import load
     from .trial import count_by_kind
 
-    spec = load(args.spec)
+    spec = load(args.spec, plugins=args.plugin)
     if spec.search is None:
         trials = spec.trials()
         what = f"{len(trials)} trials ({count_by_kind(trials)})"
@@ -154,7 +158,8 @@ def _run_study(args: argparse.Namespace) -> int:
     from .spec import load
 
     # resume: the folder is the study, wherever it was moved; its saved storage only says where it began
-    spec = load(args.spec) if args.command == "run" else load_study_spec(open_study(args.study).root)
+    spec = load(args.spec, plugins=args.plugin) if args.command == "run" else \
+        load_study_spec(open_study(args.study).root, plugins=args.plugin)
     p = plan(spec, retry_failed=args.retry_failed, rerun_outdated=args.rerun_outdated)
     print_plan(p, dst_core.ALGORITHM_REVISION)
     _warn_never_updating(p.missing)
@@ -259,6 +264,9 @@ def _report_problems(problems: Sequence[str]) -> int:
 def _list(args: argparse.Namespace) -> int:
     from .render import print_registries
 
+    if args.plugin:  # only those named here: a study folder's spec is never read
+        from .plugins import load_plugins
+        load_plugins(args.plugin)
     print_registries({"criteria": dst_core.CRITERIA, "growth": dst_core.GROWTH, "schedules": dst_core.SCHEDULES,
                       "init": dst_core.DENSITY, "models": dst_core.MODELS, "datasets": dst_core.DATASETS})
     return 0

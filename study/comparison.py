@@ -18,6 +18,7 @@ per row (:func:`study.stats.pool`). :func:`ranking` orders the trials of a searc
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 
@@ -29,7 +30,8 @@ from dst_core.config import RUN_ONLY_FIELDS, UNUSED_BY_KIND
 from . import stats
 from .store import CONFIG_COLUMNS, StoreError, revision, revision_where
 
-__all__ = ["CORRECTIONS", "Comparison", "SPANS", "TESTS", "check_one_revision", "columns_for", "compare", "default_axes",
+__all__ = ["CORRECTIONS", "Comparison", "SPANS", "TESTS", "check_one_plugin_source", "check_one_revision",
+           "columns_for", "compare", "default_axes",
            "default_metric", "groupable", "ranking", "trial_kinds", "varying_axes"]
 
 TESTS = ("auto", "paired", "welch")  # auto: paired where the two cells ran the same seeds
@@ -114,6 +116,37 @@ def check_one_revision(trials: pd.DataFrame) -> None:
         raise StoreError(f"these trials come from algorithm revisions {', '.join(map(str, revisions))}, whose "
                          f"results are not comparable; narrow them with --where '{revision_where(revisions[-1])}', "
                          "or re-run the older ones (dst-study run SPEC --rerun-outdated)")
+    check_one_plugin_source(trials)
+
+
+def check_one_plugin_source(trials: pd.DataFrame) -> None:
+    """Refuse to pool results that ran different source code of one plugin (the rows' ``plugins``
+    hashes), as results of different algorithm revisions are refused; rows that used no plugin pool
+    with any. The ``--where`` offered keeps the newest code's rows (and those that used none)."""
+    if "plugins" not in trials or trials.empty:
+        return
+    texts = trials["plugins"].dropna()
+    hashes: dict[str, set[str]] = {}
+    for text in texts.unique():
+        try:
+            entries = json.loads(text)
+        except ValueError:
+            continue
+        for e in entries if isinstance(entries, list) else []:
+            if isinstance(e, dict) and "module" in e:
+                hashes.setdefault(e["module"], set()).add(str(e.get("sha256")))
+    differ = sorted(m for m, h in hashes.items() if len(h) > 1)
+    if not differ:
+        return
+    if "ended_at" in trials and trials.loc[texts.index, "ended_at"].notna().any():
+        newest = texts.loc[trials.loc[texts.index, "ended_at"].idxmax()]
+    else:
+        newest = texts.value_counts().idxmax()
+    versions = "; ".join(f"{m}: sha256 {', '.join(sorted(h[:12] for h in hashes[m]))}" for m in differ)
+    where = f"plugins == {json.dumps(newest)} or plugins == None"
+    raise StoreError(f"these trials ran different source code of plugin{'s' * (len(differ) > 1)} {', '.join(differ)} "
+                     f"({versions}), whose results are not comparable; narrow them with --where '{where}', or re-run "
+                     "the older ones (dst-study run SPEC --rerun-outdated)")
 
 
 def columns_for(metric: str | None, rows: str, cols: str) -> list[str]:
@@ -121,7 +154,8 @@ def columns_for(metric: str | None, rows: str, cols: str) -> list[str]:
     from): ids, status, kind and revision, every config axis, the metric. Reading only these, a
     comparison of 100,000 trials skips the other two thirds of the table."""
     metrics = [metric] if metric else ["test_accuracy_at_best_val", "final_test_accuracy"]
-    return list(dict.fromkeys(["trial_id", "status", "kind", "algorithm_revision", "n_updates", *CONFIG_COLUMNS,
+    return list(dict.fromkeys(["trial_id", "status", "kind", "algorithm_revision", "plugins", "ended_at", "n_updates",
+                               *CONFIG_COLUMNS,
                                *metrics, rows, cols]))
 
 

@@ -59,6 +59,11 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(flag, **kw)
 
 
+def _plugin_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                   help="import this plugin module first (repeatable); naming a module runs its code")
+
+
 def parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser; ``train``'s options, generated from the config and its registries (which load
     torch), are added only when ``command`` is ``train``: the other commands start fast."""
@@ -75,13 +80,16 @@ def parser(command: str | None = None) -> argparse.ArgumentParser:
     train.add_argument("--results", metavar="DIR", help="also write the trial into this study's result store")
     train.add_argument("--json", action="store_true",
                        help="end stdout with one JSON object of the final metrics")
+    _plugin_option(train)
 
     v = sub.add_parser("validate", help="check a study spec without running anything")
     v.add_argument("spec")
+    _plugin_option(v)
     for name, help_ in (("run", "run the trials of a spec that have no result yet"),
                         ("resume", "finish a study after its driver died (runs its saved spec again)")):
         r = sub.add_parser(name, help=help_)
         r.add_argument("spec" if name == "run" else "study")
+        _plugin_option(r)
         r.add_argument("--address", help="join this Ray cluster ('auto', HOST:PORT or ray://...); "
                                          "default: start a private local Ray")
         r.add_argument("--max-concurrent", type=int, help="at most N trials at once")
@@ -89,7 +97,7 @@ def parser(command: str | None = None) -> argparse.ArgumentParser:
         r.add_argument("--num-gpus", type=float, help="GPUs of the local Ray (default: those visible)")
         r.add_argument("--retry-failed", action="store_true", help="run failed trials again too")
         r.add_argument("--rerun-outdated", action="store_true",
-                       help="run trials of an older algorithm revision again too")
+                       help="run trials of an older algorithm revision or older plugin code again too")
         r.add_argument("--dry-run", action="store_true", help="list what would run and what is done")
         r.add_argument("--verbose", action="store_true", help="show Ray's own log output")
 
@@ -143,5 +151,6 @@ def parser(command: str | None = None) -> argparse.ArgumentParser:
     st.add_argument("study")
     cp = sub.add_parser("compact", help="merge a study's part files (the tables read the same)")
     cp.add_argument("study")
-    sub.add_parser("list", help="list registered criteria, growth rules, schedules, models and data sets")
+    ls = sub.add_parser("list", help="list registered criteria, growth rules, schedules, models and data sets")
+    _plugin_option(ls)
     return parser

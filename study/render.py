@@ -189,6 +189,9 @@ def print_plan(p, current_revision: int, file: TextIO | None = None) -> None:
     if p.outdated:
         print(f"  {len(p.outdated)} of the done trials ran an older algorithm revision than this dst-study's "
               f"({current_revision}): they count as done; --rerun-outdated runs them again", file=out)
+    if p.outdated_plugins:
+        print(f"  {len(p.outdated_plugins)} of the done trials ran with older plugin code (a plugin's source "
+              "changed since): they count as done; --rerun-outdated runs them again", file=out)
 
 
 def print_closing(spec, trials: pd.DataFrame) -> None:
@@ -286,4 +289,5 @@ def print_registries(registries: dict) -> None:
         print(f"{title}:")
         for entry in registry:
             extra = "  (needs gradient)" if entry.meta.get("needs_grad") else ""
+            extra += f"  (plugin {entry.plugin})" if entry.plugin else ""
             print(f"  {entry.name:<24}{entry.meta.get('description', '')}{extra}")

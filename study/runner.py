@@ -45,16 +45,25 @@ class Plan:
     missing: list[Trial]  # to run now
     resume_from: dict[str, str]  # trial id -> checkpoint left by an earlier wave (a URI on an object store)
     outdated: set[str] = field(default_factory=set)  # finished by an older algorithm revision
+    outdated_plugins: set[str] = field(default_factory=set)  # finished with a plugin's source other than now
 
 
 def plan(spec: StudySpec, retry_failed: bool = False, rerun_outdated: bool = False) -> Plan:
     """What runs: the spec's trials without a row (and failed ones with ``retry_failed``, those of
-    an older algorithm revision with ``rerun_outdated``)."""
+    an older algorithm revision or of other plugin code than the plugins imported now with
+    ``rerun_outdated``)."""
+    from .plugins import loaded, outdated_plugins
+
     store = ParquetStore(spec.study_dir)
-    recorded = store.read("trials", ["trial_id", "status", "algorithm_revision"]) if store.exists() else None
+    recorded = store.read("trials", ["trial_id", "status", "algorithm_revision", "plugins"]) \
+        if store.exists() else None
     status = {} if recorded is None else dict(zip(recorded["trial_id"], recorded["status"]))
     old = set() if recorded is None else \
         set(recorded.loc[revision(recorded) < ALGORITHM_REVISION, "trial_id"])
+    current = loaded()
+    old_plugins = set() if recorded is None or not current else \
+        {i for i, p in zip(recorded["trial_id"], recorded["plugins"]) if outdated_plugins(p, current)}
+    old |= old_plugins
     if spec.search is not None:  # the trials are sampled as the search goes: count them
         if "://" in spec.study_dir:
             raise SpecError(f"study {spec.name!r}: search: keeps its Optuna study in SQLite, so storage must "
@@ -68,7 +77,7 @@ def plan(spec: StudySpec, retry_failed: bool = False, rerun_outdated: bool = Fal
     missing = [t for t in trials if t.id not in finished]
     found = store.folder.checkpoints({t.id for t in missing})
     return Plan(spec, store, trials, finished, missing, {i: store.folder.uri(path) for i, path in found.items()},
-                set(finished) & old)
+                set(finished) & (old - old_plugins), set(finished) & old_plugins)
 
 
 def _check_same_objective(spec: StudySpec, store: ParquetStore) -> None:
@@ -93,7 +102,10 @@ def save_spec(spec: StudySpec, trials: list[Trial] | None = None) -> None:
     spec's own), each written atomically (a temporary file, then a rename); the listing first, and
     tied to the spec's text, so a reader never pairs one spec with another's listing."""
     store = ParquetStore(spec.study_dir)
-    text = yaml.safe_dump(spec.model_dump(mode="json", exclude_none=True), sort_keys=False)
+    data = spec.model_dump(mode="json", exclude_none=True)
+    if not data.get("plugins"):  # a study without plugins keeps the saved spec it always had
+        data.pop("plugins", None)
+    text = yaml.safe_dump(data, sort_keys=False)
     if spec.search is None:
         entries = [[t.id, t.label] for t in (spec.trials() if trials is None else trials)]
         data = {"spec_sha256": _sha256(text), "total": len(entries), "trials": entries}
@@ -135,15 +147,16 @@ def listing(store: ParquetStore) -> Listing | None:
     return Listing(len(trials), [(t.id, t.label) for t in trials])
 
 
-def load_study_spec(study_dir: str) -> StudySpec:
+def load_study_spec(study_dir: str, plugins: list[str] | None = None) -> StudySpec:
     """The spec saved in a study folder, with its results in that folder: the folder is the study,
-    wherever it was moved or copied (the saved ``storage`` only says where it was created)."""
+    wherever it was moved or copied (the saved ``storage`` only says where it was created).
+    ``plugins`` as for :func:`study.spec.parse` (None: import none)."""
     folder = ParquetStore(study_dir).folder
     text = folder.read_text(SPEC)
     if text is None:
         raise SpecError(f"{study_dir}: no {SPEC}; this study was not started by 'dst-study run' "
                         "(run the spec itself to continue it)")
-    return from_yaml(text, folder.join(SPEC), storage=False).at(study_dir)
+    return from_yaml(text, folder.join(SPEC), storage=False, plugins=plugins).at(study_dir)
 
 
 @dataclass
@@ -219,7 +232,7 @@ def _run(p: Plan, lease: StudyLease, *, address: str | None, max_concurrent: int
     try:
         stop_if_requested()  # a SIGTERM while the modules loaded
         # Ray starts while the lease settles (a rival that raced us has written by the time it is up)
-        started = ray_tune.start_ray(address, num_cpus, num_gpus, verbose)
+        started = ray_tune.start_ray(address, num_cpus, num_gpus, verbose, p.spec.plugins)
         sigterm_as_ctrl_c()  # from here a SIGTERM stops at once (it replaces Ray's own handler)
         stop_if_requested()
         lease.confirm()
@@ -248,14 +261,15 @@ def _run(p: Plan, lease: StudyLease, *, address: str | None, max_concurrent: int
                 wave=f"search-{time.time_ns()}", optuna_db=p.store.folder.optuna_db, study_name=p.spec.name, done=len(p.finished),
                 cpu=p.spec.resources.cpu, gpu=p.spec.resources.gpu, retries=p.spec.retries,
                 checkpoint_seconds=p.spec.checkpoint_seconds, max_concurrent=max_concurrent or p.spec.max_concurrent,
-                progress=progress, axes=p.spec.axes, verbose=verbose)
+                progress=progress, axes=p.spec.axes, verbose=verbose, plugins=p.spec.plugins)
         for start in range(0, len(p.missing), WAVE_SIZE):
             wave = p.missing[start:start + WAVE_SIZE]
             ray_tune.run_wave(
                 wave, p.store, tune_dir=tune_dir, wave=f"wave-{time.time_ns()}",
                 resume_from=p.resume_from, cpu=p.spec.resources.cpu, gpu=p.spec.resources.gpu,
                 retries=p.spec.retries, checkpoint_seconds=p.spec.checkpoint_seconds,
-                max_concurrent=max_concurrent or p.spec.max_concurrent, progress=progress, axes=p.spec.axes)
+                max_concurrent=max_concurrent or p.spec.max_concurrent, progress=progress, axes=p.spec.axes,
+                plugins=p.spec.plugins)
             stored = set(p.store.read("trials", ["trial_id"])["trial_id"])
             if any(t.id not in stored for t in wave):
                 break  # Tune stopped the wave (Ctrl-C, SIGTERM): so does the study

@@ -10,6 +10,7 @@
     resources: {cpu: 1, gpu: 0.25}  # per trial; fractions pack trials on one GPU
     retries: 2                      # attempts after the first, each from the last checkpoint
     checkpoint_seconds: 10          # a trial checkpoints at most this often (and after its last epoch)
+    plugins: [my_criteria]          # modules imported first (run, validate): they register their own names
     search:                         # instead of grid: an Optuna search, resumable (see SearchSpec)
       space: {density: {loguniform: [0.02, 0.5]}, criterion: {choice: [magnitude, snip]}}
       metric: best_val_accuracy     # the default; a test metric needs select_on_test: true
@@ -18,7 +19,9 @@
 
 :func:`load` collects every problem of a spec (unknown keys with a did-you-mean, invalid values
 with the valid choices, missing data folders, an empty grid) and raises one :class:`SpecError`
-listing them all, so a spec is fixed in one pass and nothing starts before it is valid.
+listing them all, so a spec is fixed in one pass and nothing starts before it is valid. A spec's
+``plugins`` are imported (:func:`study.plugins.load_plugins`) only where the caller passes ``plugins``
+(the commands that run or validate a spec), before its configs are checked; read-only commands never do.
 
 ``include`` adds cells and never edits the grid's: an entry's keys replace the grid's values of
 those axes, the grid axes it does not name are crossed with it, and its own lists are crossed too.
@@ -37,7 +40,7 @@ import dataclasses
 import itertools
 import math
 from pathlib import Path
-from typing import Any, Iterator, Literal
+from typing import Any, Iterator, Literal, Sequence
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, ValidationInfo, field_validator
@@ -48,6 +51,7 @@ from dst_core.errors import ConfigError, DstError
 from dst_core.registry import did_you_mean
 
 from .folder import uri_problem
+from .plugins import MODULE_NAME, load_plugins
 from .store.parquet import ParquetStore, StoreError
 from .store.schema import METRICS, TRIALS
 from .trial import Trial
@@ -103,6 +107,17 @@ class StudySpec(BaseModel):
     # after its last epoch: a retry repeats at most that much work. Slower epochs (CIFAR) checkpoint
     # every epoch; 40 ms MNIST-1D epochs would otherwise spend a fifth of their time saving.
     checkpoint_seconds: float = Field(10.0, ge=0)
+    # modules that register components (criteria, models, ...) under their own names: imported before the
+    # configs are checked, by the commands that run or validate a spec, and by every Ray worker
+    plugins: list[str] = []
+
+    @field_validator("plugins")
+    @classmethod
+    def _module_names(cls, value: list[str]) -> list[str]:
+        bad = [v for v in value if not MODULE_NAME.match(v)]
+        if bad:
+            raise ValueError(f"not a module name: {', '.join(map(repr, bad))} (e.g. my_criteria or mypkg.models)")
+        return list(dict.fromkeys(value))
 
     @field_validator("base", "grid", "include", mode="before")
     @classmethod
@@ -337,12 +352,24 @@ def _data_problems(spec: StudySpec, base: TrainConfig) -> list[str]:
     return problems
 
 
-def parse(data: Any, source: str = "spec", storage: bool = True) -> StudySpec:
+def parse(data: Any, source: str = "spec", storage: bool = True, plugins: Sequence[str] | None = None) -> StudySpec:
     """Validate a spec given as a mapping; raise one SpecError listing every problem. ``storage``
     False leaves out the check that the study folder can be written (a saved spec's storage only
-    says where the study began)."""
+    says where the study began). ``plugins`` None imports nothing; a list (``--plugin``, maybe empty)
+    imports the spec's own ``plugins:`` and these, before the configs are checked, and the spec lists
+    them all (a resumed study and its workers import the same)."""
     if not isinstance(data, dict):
         raise SpecError(f"{source}: expected a mapping of spec keys, got {type(data).__name__}")
+    if plugins is not None:
+        named = data.get("plugins") or []
+        if isinstance(named, list) and all(isinstance(n, str) for n in named):
+            names = list(dict.fromkeys([*named, *plugins]))
+            try:
+                load_plugins(names)
+            except ConfigError as e:
+                raise SpecError(f"{source}: {e}") from None
+            if names:
+                data = {**data, "plugins": names}
     try:
         spec = StudySpec.model_validate(data)
     except ValidationError as e:
@@ -365,16 +392,17 @@ def parse(data: Any, source: str = "spec", storage: bool = True) -> StudySpec:
     return spec
 
 
-def load(path: str | Path) -> StudySpec:
+def load(path: str | Path, plugins: Sequence[str] | None = None) -> StudySpec:
+    """The spec in the file ``path``; ``plugins`` as for :func:`parse`."""
     path = Path(path)
     try:
         text = path.read_text()
     except OSError as e:
         raise SpecError(f"{path}: cannot read the spec ({e.strerror})") from None
-    return from_yaml(text, str(path))
+    return from_yaml(text, str(path), plugins=plugins)
 
 
-def from_yaml(text: str, source: str, storage: bool = True) -> StudySpec:
+def from_yaml(text: str, source: str, storage: bool = True, plugins: Sequence[str] | None = None) -> StudySpec:
     """:func:`parse` of a spec's YAML text; a YAML mistake is one line naming ``source`` and where."""
     try:
         data = yaml.safe_load(text)
@@ -385,4 +413,4 @@ def from_yaml(text: str, source: str, storage: bool = True) -> StudySpec:
             if context and context_mark else ""
         problem = getattr(e, "problem", None) or " ".join(str(e).split())  # PyYAML's own text spans lines
         raise SpecError(f"{source}: not valid YAML: {problem}{where}{started}") from None
-    return parse(data, source, storage)
+    return parse(data, source, storage, plugins)

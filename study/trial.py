@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from dst_core import ALGORITHM_REVISION, TrainConfig, __version__
-from dst_core.config import KINDS, UNUSED_BY_KIND
+from dst_core.config import KINDS, UNUSED_BY_KIND, UNUSED_BY_OPTIMIZER
 from dst_core.errors import CheckpointMismatchError, DstWarning
 from dst_core.summary import METRICS, summarise
 
@@ -168,7 +168,7 @@ class TrialRun:
         self._provenance = {"trial_id": trial.id, "device_used": str(self.trainer.device),
                             "host": socket.gethostname(), "resumed_from": self.trainer.resumed_from or 0,
                             "torch_version": _torch_version(), "dst_study_version": __version__,
-                            "algorithm_revision": ALGORITHM_REVISION}
+                            "algorithm_revision": ALGORITHM_REVISION, "plugins": _plugins_used(config)}
 
     def reports(self, should_stop: Callable[[], bool] | None = None) -> Iterator[tuple[dict[str, Any], bool]]:
         """``(report, checkpointed)`` after each epoch trained; the last report carries the history.
@@ -190,6 +190,12 @@ class TrialRun:
         if self.trainer.done:
             out["history"] = [_jsonable(m) for m in self.trainer.history]
         return out
+
+
+def _plugins_used(config: TrainConfig) -> list[dict[str, Any]]:
+    from .plugins import plugins_used  # the registries: only where a trial runs or its row is built
+
+    return plugins_used(config)
 
 
 def _torch_version() -> str | None:
@@ -256,13 +262,18 @@ _LABELLED = ("criterion", "growth", "density", "seed", "static")  # always in a 
 def trial_label(config: TrainConfig, axes: Sequence[str] = ()) -> str:
     """The grid cell of a trial as progress lines and listings name it: its kind, criterion/growth,
     density and seed, then every other axis of ``axes`` (those the study varies) that it reads."""
-    unused = UNUSED_BY_KIND[config.kind]
+    unused = _unused(config)
     extra = "".join(f" {a} {_show(getattr(config, a))}" for a in dict.fromkeys(axes)
                     if a not in _LABELLED and a not in unused and hasattr(config, a))
     if config.kind == "dense":
         return f"dense{extra} seed {config.seed}"
     method = "static" if config.kind == "static" else f"{config.criterion}/{config.growth}"
     return f"{method} density {config.density:g}{extra} seed {config.seed}"
+
+
+def _unused(config: TrainConfig) -> set[str]:
+    """The config fields a trial never reads: by its kind (a baseline's topology) and its optimizer."""
+    return {*UNUSED_BY_KIND[config.kind], *UNUSED_BY_OPTIMIZER.get(config.optimizer, ())}
 
 
 def _show(value: Any) -> str:
@@ -324,11 +335,12 @@ def trial_row(trial: Trial, history: Sequence[dict[str, Any]], *, status: str, s
               report: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """One ``trials`` row: id, kind, flat config, status, final and best metrics, provenance (from
     ``report``: the host, device and versions that ran the trial). Config fields that the trial's
-    kind never reads are null, so a static baseline never reads as the criterion it was crossed with."""
+    kind or optimizer never reads are null, so a static baseline never reads as the criterion it was
+    crossed with, nor an Adam trial as having a momentum."""
     report = report or {}
     config = trial.config
     row: dict[str, Any] = {"trial_id": trial.id, "status": status, "kind": config.kind}
-    unused = UNUSED_BY_KIND[config.kind]
+    unused = _unused(config)
     for key, value in config.to_dict().items():
         row[key] = None if key in unused else json.dumps(value, sort_keys=True) if isinstance(value, dict) else value
     row.update(summarise(history))
@@ -339,6 +351,9 @@ def trial_row(trial: Trial, history: Sequence[dict[str, Any]], *, status: str, s
         algorithm_revision=report.get("algorithm_revision", ALGORITHM_REVISION),
         torch_version=report.get("torch_version") or _torch_version(), git_commit=git_commit(),
         git_dirty=git_dirty(), started_at=started_at, ended_at=ended_at, error=error)
+    # the plugins it used as the worker imported them (a failed trial without a report: as the driver did)
+    used = report["plugins"] if "plugins" in report else _plugins_used(config)
+    row["plugins"] = json.dumps(used, sort_keys=True) if used else None
     return row
 
 

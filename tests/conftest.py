@@ -19,3 +19,25 @@ def tiny_mlp():
 def _cache_dir(tmp_path_factory, monkeypatch):
     # one MNIST-1D cache for the whole session, never the user's home
     monkeypatch.setenv("DST_STUDY_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+@pytest.fixture
+def forget_plugins(monkeypatch):
+    """What a test's plugins register or import is forgotten after it (other tests list or build
+    every registry entry): the registries, the imported plugin modules and sys.path are restored."""
+    import sys
+
+    import dst_core
+    from study import plugins
+
+    registries = [getattr(dst_core, name) for name in plugins.REGISTRY_FIELDS.values()]
+    saved = [dict(r._entries) for r in registries]
+    modules, loaded = set(sys.modules), dict(plugins._LOADED)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    yield
+    for registry, entries in zip(registries, saved):
+        registry._entries = entries
+    for name in set(plugins._LOADED) - set(loaded):
+        sys.modules.pop(name, None)
+    plugins._LOADED.clear()
+    plugins._LOADED.update(loaded)

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, DatasetNotFoundError
-from ..registry import Registry
+from ..registry import Meta, Registry
 
 __all__ = [
     "DATASETS",
@@ -73,7 +73,12 @@ class DataBundle:
         return tuple(self.train_x.shape[1:])
 
 
-DATASETS: Registry[Callable[[Path | None], DataBundle]] = Registry("dataset")
+DATASETS: Registry[Callable[[Path | None], DataBundle]] = Registry(
+    "dataset",
+    Meta(required={"needs_root": bool, "description": str, "default_model": str, "input_shape": tuple,
+                   "num_classes": int},
+         optional={"train_size": int}),
+    arity=1, signature="factory(root) -> DataBundle")
 
 
 def check_dataset(name: str, root: str | os.PathLike[str] | None = None) -> None:

@@ -22,11 +22,13 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from ..registry import Registry
+from ..registry import Meta, Registry
 
 __all__ = ["MODELS", "build_model", "check_compatible", "flat_features", "image_shape"]
 
-MODELS: Registry[Callable[[tuple[int, ...], int], nn.Module]] = Registry("model")
+MODELS: Registry[Callable[[tuple[int, ...], int], nn.Module]] = Registry(
+    "model", Meta(required={"description": str}, optional={"example_input_shape": tuple}), arity=2,
+    signature="factory(input_shape, num_classes) -> nn.Module")
 
 
 def _fmt(shape: Sequence[int]) -> str:

@@ -21,6 +21,7 @@ import ray
 from ray import tune
 
 
+from ..plugins import shippable
 from ..progress import Progress
 from ..signals import request_stop, stop_reason
 from ..store import OutOfSpace, ParquetStore, WriteFailed, out_of_space
@@ -113,10 +114,12 @@ def _error_text(trial) -> str:
 
 def run_wave(trials: list[Trial], store: ParquetStore, *, tune_dir: str, wave: str,
              resume_from: dict[str, str], cpu: float, gpu: float, retries: int, checkpoint_seconds: float,
-             max_concurrent: int | None, progress: Progress, axes: Sequence[str] = ()) -> None:
-    """Run one Tune experiment over ``trials``; every outcome lands in ``store``."""
+             max_concurrent: int | None, progress: Progress, axes: Sequence[str] = (),
+             plugins: Sequence[str] = ()) -> None:
+    """Run one Tune experiment over ``trials``; every outcome lands in ``store``. Each worker imports
+    ``plugins`` (shipped by :func:`start_ray`) before it builds a trial's config."""
     trainable_ = tune.with_parameters(trainable, resume_from=resume_from, checkpoint_seconds=checkpoint_seconds,
-                                      threads=_threads(cpu))
+                                      threads=_threads(cpu), plugins=list(plugins))
     tuner = tune.Tuner(
         tune.with_resources(trainable_, {"cpu": cpu, "gpu": gpu}),
         param_space={"trial": tune.grid_search([t.to_tune() for t in trials])},
@@ -147,7 +150,7 @@ _DOMAINS = {"uniform": tune.uniform, "loguniform": tune.loguniform, "int": lambd
 def run_search(search, base: dict[str, Any], store: ParquetStore, *, n_trials: int, tune_dir: str, wave: str,
                optuna_db: str, study_name: str, done: int, cpu: float, gpu: float, retries: int,
                checkpoint_seconds: float, max_concurrent: int | None, progress: Progress,
-               axes: Sequence[str] = (), verbose: bool = False) -> None:
+               axes: Sequence[str] = (), verbose: bool = False, plugins: Sequence[str] = ()) -> None:
     """``n_trials`` more trials of an Optuna search (``search`` is a SearchSpec).
 
     The Optuna study lives in ``optuna_db`` (SQLite) under ``study_name``, so a resumed search
@@ -169,7 +172,8 @@ def run_search(search, base: dict[str, Any], store: ParquetStore, *, n_trials: i
                             study_name=study_name, storage=optuna.storages.RDBStorage(f"sqlite:///{optuna_db}"))
     tuner = tune.Tuner(
         tune.with_resources(tune.with_parameters(trainable, checkpoint_seconds=checkpoint_seconds,
-                                                 threads=_threads(cpu)), {"cpu": cpu, "gpu": gpu}),
+                                                 threads=_threads(cpu), plugins=list(plugins)),
+                            {"cpu": cpu, "gpu": gpu}),
         param_space={"trial": {**base, **space}},  # a sampled config: the worker gives it its id
         tune_config=tune.TuneConfig(search_alg=searcher, num_samples=n_trials, max_concurrent_trials=concurrent,
                                     reuse_actors=True, trial_dirname_creator=_dirname),
@@ -199,9 +203,12 @@ def _dirname(trial) -> str:
     return trial.config["trial"].get("trial_id") or trial.trial_id
 
 
-def start_ray(address: str | None, num_cpus: float | None, num_gpus: float | None, verbose: bool) -> bool:
+def start_ray(address: str | None, num_cpus: float | None, num_gpus: float | None, verbose: bool,
+              plugins: Sequence[str] = ()) -> bool:
     """Join ``address``, or start a private local Ray (never a bare ``ray.init()``, which may attach
-    to someone else's cluster); True when this call started or joined one."""
+    to someone else's cluster); True when this call started or joined one. The job's runtime
+    environment ships the ``plugins`` (imported by the driver) to every worker on every node
+    (``py_modules``): a plugin in the user's working directory needs no copying or installing."""
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     # Tune's per-trial result.json / progress.csv / TensorBoard files: the store already holds every
@@ -214,9 +221,12 @@ def start_ray(address: str | None, num_cpus: float | None, num_gpus: float | Non
         os.environ.setdefault("RAY_IGNORE_UNHANDLED_ERRORS", "1")
     if ray.is_initialized():
         return False
+    runtime_env: dict[str, Any] = {"worker_process_setup_hook": "study.runners.trainable.warm_up"}
+    shipped = shippable(plugins)
+    if shipped:
+        runtime_env["py_modules"] = shipped
     kwargs = dict(include_dashboard=False, log_to_driver=verbose,
-                  logging_level=logging.INFO if verbose else logging.ERROR,
-                  runtime_env={"worker_process_setup_hook": "study.runners.trainable.warm_up"})
+                  logging_level=logging.INFO if verbose else logging.ERROR, runtime_env=runtime_env)
     try:
         if address:
             ray.init(address=address, **kwargs)

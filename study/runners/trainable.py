@@ -26,7 +26,7 @@ FAULT_ENV = "DST_STUDY_FAULT_FILE"
 
 
 def trainable(config: dict[str, Any], resume_from: dict[str, str] | None = None,
-              checkpoint_seconds: float = 0.0, threads: int = 1) -> None:
+              checkpoint_seconds: float = 0.0, threads: int = 1, plugins: list[str] | None = None) -> None:
     """One trial under Tune: ``config["trial"]`` is a :class:`~study.trial.Trial` as it crosses Tune
     (a search's: its sampled config alone); ``resume_from`` maps trial ids to checkpoints that
     earlier waves left behind.
@@ -39,10 +39,16 @@ def trainable(config: dict[str, Any], resume_from: dict[str, str] | None = None,
     torch runs ``threads`` threads (the trial's CPUs), set here rather than left to the
     ``OMP_NUM_THREADS`` Ray gives an actor: a worker that imported torch before (:func:`warm_up`)
     would otherwise keep a thread per core and oversubscribe the machine.
+
+    ``plugins`` are imported first (Ray's runtime environment put them on the worker's path), so a
+    config naming a plugin's component builds.
     """
     import torch
 
+    from ..plugins import load_plugins
+
     torch.set_num_threads(threads)
+    load_plugins(plugins or [], announce=False)
     trial = Trial.from_tune(config["trial"])
     work = Path(tempfile.mkdtemp(prefix="dst-trial-"))
     try:

@@ -1,7 +1,7 @@
 """The two tables of a study and their Arrow schemas (documented in ``results/README.md``).
 
 * ``trials``: one row per trial: id, every :class:`dst_core.TrainConfig` field as its own typed
-  column, status, final and best metrics, timing, host, device and versions.
+  column, status, final and best metrics, timing, host, device and versions (plugins' too).
 * ``history``: one row per (trial, epoch) with the trainer's per-epoch metrics.
 * ``jaccard``: one row per (trial, epoch, criterion pair) when the run recorded removal overlaps
   (``jaccard_every``): the Jaccard similarity of what the two criteria would remove.
@@ -87,6 +87,8 @@ TRIALS = pa.schema(
         ("host", pa.string()), ("device_used", pa.string()),
         ("dst_study_version", pa.string()), ("algorithm_revision", pa.int64()), ("torch_version", pa.string()),
         ("git_commit", pa.string()), ("git_dirty", pa.bool_()),
+        # the plugins the trial used, as JSON text [{"module", "version", "sha256"}] (null: none)
+        ("plugins", pa.string()),
         ("started_at", _TIME), ("ended_at", _TIME), ("error", pa.string()),
     ]
 )

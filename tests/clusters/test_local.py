@@ -8,7 +8,6 @@ Both raylets run on this host with ports of their own; only the processes starte
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -98,23 +97,27 @@ def ray_cluster(tmp_path):
                 _kill(node, signal.SIGKILL)
 
 
-def _checkpointed(study_dir: Path, epoch: int = 3) -> set[str]:
-    """Trial ids with a Tune checkpoint of ``epoch`` or later on disk: by then the driver has surely
-    taken in an earlier one (on a loaded machine it lags the workers), which a retry resumes from."""
+def _running_with_checkpoint(study_dir: Path) -> set[str]:
+    """Trials still running that have a checkpoint the driver has taken in, the one a retry resumes from.
+
+    A worker writes its checkpoints ahead of the driver, which lags on a loaded machine; the driver
+    deletes a trial's previous checkpoint when it takes in the next (``StoreWriter.on_checkpoint``).
+    So a trial whose first checkpoint is gone while a later one exists has one the driver knows; it
+    is still running while the store has no row for it."""
     found = set()
-    for position in study_dir.glob("tune/*/*/checkpoint_*/position.json"):
-        try:
-            if json.loads(position.read_text())["epoch"] >= epoch:
-                found.add(position.parent.parent.name)
-        except (OSError, ValueError, KeyError):
-            pass  # being written
-    return found
+    for trial in study_dir.glob("tune/*/*/"):
+        names = sorted(p.name for p in trial.glob("checkpoint_*"))
+        if names and names[0] != "checkpoint_000000":
+            found.add(trial.name)
+    store = ParquetStore(str(study_dir))
+    return found - set(store.read("trials", ["trial_id"])["trial_id"]) if found and store.exists() else found
 
 
 def test_study_survives_a_lost_worker_raylet(ray_cluster, tmp_path):
     address, worker = ray_cluster
     spec = {"name": "by-hand", "storage": str(tmp_path / "results"),
-            "base": {"dataset": "mnist1d", "model": "mnist1d_mlp", "epochs": 40, "lr": 0.1, "device": "cpu"},
+            "base": {"dataset": "mnist1d", "model": "mnist1d_mlp", "epochs": 40, "lr": 0.1, "device": "cpu",
+                     "batch_size": 32},  # trials of ~8 s: both nodes are busy at once
             "grid": {"density": [0.1, 0.3], "seed": [0, 1]}, "resources": {"cpu": 1}, "retries": 2,
             "checkpoint_seconds": 0}
     (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
@@ -123,9 +126,9 @@ def test_study_survives_a_lost_worker_raylet(ray_cluster, tmp_path):
                               env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.time() + 120
-        while len(_checkpointed(study_dir)) < 2 and driver.poll() is None and time.time() < deadline:
-            time.sleep(0.2)  # both nodes' first trials have an epoch checkpointed
-        assert driver.poll() is None, "the study ended before the worker could be lost"
+        while len(_running_with_checkpoint(study_dir)) < 2 and driver.poll() is None and time.time() < deadline:
+            time.sleep(0.2)  # a trial runs on each node, with a checkpoint the driver has taken in
+        assert driver.poll() is None and time.time() < deadline, "no time when both nodes ran a trial"
         _kill(worker, signal.SIGKILL)  # the node is lost: its raylet and its trial's worker die at once
         out, _ = driver.communicate(timeout=300)
     finally:
@@ -136,5 +139,6 @@ def test_study_survives_a_lost_worker_raylet(ray_cluster, tmp_path):
     trials = ParquetStore(str(study_dir)).read("trials")
     assert len(trials) == 4 and trials["trial_id"].is_unique, out
     assert set(trials["status"]) == {"completed"} and (trials["epochs_done"] == 40).all()
-    assert (trials["resumed_from"] >= 1).any(), "the lost node's trial should continue from its checkpoint"
+    assert (trials["resumed_from"] >= 1).any(), ("the lost node's trial should continue from its checkpoint",
+                                                 trials[["resumed_from", "started_at", "ended_at"]], out)
     assert len(ParquetStore(str(study_dir)).read("history")) == 4 * 40  # no epoch lost or doubled

@@ -124,16 +124,27 @@ def _our_ray_processes(ray_tmp: str) -> list[str]:
 
 
 @pytest.mark.slow
-def test_sbatch_runs_study_on_two_nodes_and_resubmission_runs_nothing(slurm, ray_tmp, tmp_path):
+def test_sbatch_runs_study_on_two_nodes_and_resubmission_runs_nothing(slurm, ray_tmp, tmp_path, monkeypatch,
+                                                                      forget_plugins):
     assert os.environ.get("DST_STUDY_CACHE"), "tests/conftest.py sets the MNIST-1D cache"
+    # a plugin in the submitting directory only (not installed): Ray's runtime environment ships it
+    marker = tmp_path / "plugin-imports.txt"
+    (tmp_path / "slurm_plugin.py").write_text(
+        "import os\nimport dst_core\n"
+        f"open({str(marker)!r}, 'a').write(f'{{os.getpid()}} {{__file__}}\\n')\n"
+        "@dst_core.register_criterion('slurm_abs_grad', needs_grad=True, paper_order='before_step', "
+        "description='|g|')\n"
+        "def score(w, g, mask, generator=None):\n    return g.abs()\n")
     data = {"name": "slurm-mini", "storage": str(tmp_path / "results"),  # shared by both "nodes"
+            "plugins": ["slurm_plugin"],
             "base": {"dataset": "mnist1d", "model": "mnist1d_mlp", "epochs": 1, "lr": 0.1,
-                     "update_period": 50, "device": "cpu"},
+                     "update_period": 50, "device": "cpu", "criterion": "slurm_abs_grad"},
             "grid": {"density": [0.1, 0.3], "seed": [0]},
             "resources": {"cpu": 1}, "retries": 1}
     spec_file = tmp_path / "spec.yaml"
     spec_file.write_text(yaml.safe_dump(data))
-    spec = parse(data)
+    monkeypatch.chdir(tmp_path)
+    spec = parse(data, plugins=[])
     expected = {t.id for t in plan(spec).trials}
     assert len(expected) == 2
     env = _job_env(slurm, ray_tmp)
@@ -150,6 +161,10 @@ def test_sbatch_runs_study_on_two_nodes_and_resubmission_runs_nothing(slurm, ray
     trials = study.read("trials")
     assert sorted(trials["trial_id"]) == sorted(expected), out
     assert set(trials["status"]) == {"completed"}, trials[["trial_id", "status", "error"]]
+    assert "dst-study: importing plugins: slurm_plugin" in out, out
+    assert all('"module": "slurm_plugin"' in p for p in trials["plugins"]), trials["plugins"]
+    # this test, the driver and the workers that ran the trials each imported it
+    assert len({line.split()[0] for line in marker.read_text().splitlines()}) >= 3, marker.read_text()
     parts = sorted(study.files("trials"))
     waves = sorted(p.name for p in (tmp_path / "results" / "slurm-mini" / "tune").iterdir())
     # Ray is gone: no process of this job's Ray, its temp dirs removed on every node

@@ -151,6 +151,38 @@ def test_removed_and_regrown_keep_value_and_state_hand_built(grown_momentum):
     assert buf.tolist() == [1, 2, 3, 4, 5, 6 if grown_momentum == "keep" else 0, 7, 8]
 
 
+@pytest.mark.parametrize("optimizer", [torch.optim.Adam, torch.optim.AdamW])
+@pytest.mark.parametrize("grown_momentum", ["keep", "zero"])
+def test_adam_moments_of_grown_weights_hand_built(optimizer, grown_momentum):
+    # the same update as above with Adam's state: keep leaves both moments of the newly grown
+    # position 5 as gathered while inactive, zero sets both to 0; the removed-and-regrown position 1
+    # and the dropped position 3 keep theirs, and the per-tensor step count is not touched
+    w = nn.Parameter(torch.tensor([0.9, -0.05, 0.2, 0.01, 0.0, 0.0, 0.0, 0.0]))
+    masks = MaskSet({"w": torch.tensor([1, 1, 1, 1, 0, 0, 0, 0], dtype=torch.bool)})
+    opt = optimizer([w], lr=0.1, weight_decay=0.01)
+    w.grad = torch.ones(8)
+    opt.step()
+    state = opt.state[w]
+    state["exp_avg"].copy_(torch.arange(1.0, 9.0))
+    state["exp_avg_sq"].copy_(torch.arange(11.0, 19.0))
+    step_before = state["step"].clone()
+    with torch.no_grad():
+        w.copy_(torch.tensor([0.9, -0.05, 0.2, 0.01, 0.0, 0.0, 0.0, 0.0]))
+    w.grad = torch.tensor([0.0, 5.0, 0.0, 0.0, 0.1, -0.7, 0.3, 0.2])
+    updater = TopologyUpdater({"w": w}, masks, opt, "magnitude", "gradient", drop_schedule("constant", 0.5, 100),
+                              UpdateSchedule(1, 100), grown_momentum=grown_momentum)
+    updater.update(1)
+    assert masks["w"].nonzero().flatten().tolist() == [0, 1, 2, 5]
+    zero = grown_momentum == "zero"
+    assert state["exp_avg"].tolist() == [1, 2, 3, 4, 5, 0 if zero else 6, 7, 8]
+    assert state["exp_avg_sq"].tolist() == [11, 12, 13, 14, 15, 0 if zero else 16, 17, 18]
+    assert torch.equal(state["step"], step_before)
+    opt.step()  # the moments of masked positions move the weights; the mask puts them back to 0
+    assert torch.all(w.detach()[~masks["w"]] != 0)
+    masks.apply_({"w": w})
+    assert torch.all(w.detach()[~masks["w"]] == 0) and torch.all(w.detach()[masks["w"]] != 0)
+
+
 def test_update_is_a_pure_function_of_state_and_seed():
     results = []
     for _ in range(2):

@@ -34,14 +34,46 @@ def test_masked_weights_zero_and_counts_exact_after_every_step_and_update():
     assert t.masks.itop_rate() > t.masks.density()
 
 
-@pytest.mark.parametrize("criterion,growth,order,momentum", [
-    ("random", "random", "paper", "keep"),
-    ("snip", "gradient", "after_step", "zero"),
-    ("magnitude", "gradient", "before_step", "keep"),
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw"])
+@pytest.mark.parametrize("criterion,order,momentum", [("magnitude", "after_step", "zero"),
+                                                      ("snip", "before_step", "keep")])
+def test_masked_weights_exactly_zero_after_every_step_with_every_optimizer(optimizer, criterion, order, momentum):
+    # Adam moves a weight whose gradient is 0 (its moments are not 0) and weight decay acts on
+    # every weight: the mask re-applied after each step is what keeps removed weights at 0
+    cfg = TrainConfig(density=0.2, criterion=criterion, growth="gradient", update_order=order, grown_momentum=momentum,
+                      optimizer=optimizer, weight_decay=0.01, **dict(FAST, lr=0.01))
+    t = Trainer(cfg)
+    counts, order_ = t.masks.n_active(), torch.randperm(len(t.train_y))
+    moved, n_checked = False, 0  # whether the optimizer alone would have moved a masked weight
+    for b in range(12):  # updates after steps 4, 8 and 12 (after_step) or before steps 5 and 9
+        masks_before, updates_before = {n: m.clone() for n, m in t.masks.items()}, t.updater.n_updates
+        idx = order_[b * 256:(b + 1) * 256]
+        t._train_step(t.train_x[idx], t.train_y[idx])
+        assert t.masks.n_active() == counts
+        for name, p in t.params.items():
+            assert torch.all(p[~t.masks[name]] == 0), (b, name)
+            state = t.optimizer.state[p]
+            avg = state["momentum_buffer"] if optimizer == "sgd" else state["exp_avg"]
+            moved |= bool((avg[~t.masks[name]] != 0).any())
+            fresh = t.masks[name] & ~masks_before[name]
+            if t.updater.n_updates > updates_before and momentum == "zero":
+                n_checked += int(fresh.sum())
+                for key in ("exp_avg", "exp_avg_sq") if optimizer != "sgd" else ("momentum_buffer",):
+                    assert torch.all(state[key][fresh] == 0), key  # reset at the update, no step since
+    assert t.updater.n_updates == (3 if order == "after_step" else 2) and moved
+    assert n_checked > 0 or momentum == "keep"
+
+
+@pytest.mark.parametrize("criterion,growth,order,momentum,optimizer", [
+    ("random", "random", "paper", "keep", "sgd"),
+    ("snip", "gradient", "after_step", "zero", "sgd"),
+    ("magnitude", "gradient", "before_step", "keep", "sgd"),
+    ("magnitude", "gradient", "paper", "zero", "adam"),
+    ("snip", "random", "paper", "keep", "adamw"),
 ])
-def test_resume_is_bit_identical(tmp_path, criterion, growth, order, momentum):
+def test_resume_is_bit_identical(tmp_path, criterion, growth, order, momentum, optimizer):
     cfg = TrainConfig(density=0.1, criterion=criterion, growth=growth, update_order=order, grown_momentum=momentum,
-                      **FAST)
+                      optimizer=optimizer, **dict(FAST, lr=0.01 if optimizer != "sgd" else FAST["lr"]))
     full = Trainer(cfg, checkpoint_dir=tmp_path / "full")
     full_history = list(full.epochs())
     assert len(full_history) == 4 and full.step == 4 * full.steps_per_epoch
@@ -63,7 +95,8 @@ def test_resume_is_bit_identical(tmp_path, criterion, growth, order, momentum):
     for name in full.masks:
         assert torch.equal(full.masks[name], resumed.masks[name])
     a, b = full.optimizer.state_dict()["state"], resumed.optimizer.state_dict()["state"]
-    assert all(torch.equal(a[i]["momentum_buffer"], b[i]["momentum_buffer"]) for i in a)
+    assert a.keys() == b.keys() and all(a[i].keys() == b[i].keys() for i in a)
+    assert all(torch.equal(a[i][k], b[i][k]) for i in a for k in a[i])
 
 
 def test_interrupt_mid_epoch_then_resume_is_bit_identical(tmp_path):
@@ -229,6 +262,10 @@ def test_mnist1d_accuracy(density, minimum):
     (dict(criterion="mest", criterion_params={"gama": 2}), r"no parameter 'gama'; did you mean 'gamma'"),
     (dict(update_order="after"), r"update_order: got 'after'; expected one of paper, before_step, after_step"),
     (dict(grown_momentum="reset"), r"grown_momentum: got 'reset'; expected one of keep, zero"),
+    (dict(optimizer="rmsprop"), r"optimizer: got 'rmsprop'; expected one of sgd, adam, adamw"),
+    (dict(betas=(0.9,)), r"betas: got \[0.9\]; expected two numbers in \[0, 1\)"),
+    (dict(betas=(0.9, 1.0)), r"betas: got \[0.9, 1.0\]; expected two numbers in \[0, 1\)"),
+    (dict(eps=0), r"eps: got 0; expected a finite number > 0"),
     (dict(val_fraction=1.0), r"val_fraction: got 1.0; expected a finite number >= 0 and < 1"),
     (dict(val_fraction=-0.1), r"val_fraction: got -0.1; expected a finite number >= 0"),
 ])
@@ -324,3 +361,13 @@ def test_a_checkpoint_of_another_algorithm_revision_is_not_resumed(tmp_path):
     with pytest.warns(DstWarning, match="written by algorithm revision 1, not 2: the run starts over"):
         t = Trainer(cfg, checkpoint_dir=tmp_path)
     assert t.resumed_from is None and t.epoch == 0
+
+
+def test_optimizer_is_built_from_the_config():
+    t = Trainer(TrainConfig(density=0.1, optimizer="AdamW", betas=[0.8, 0.99], eps=1e-6, weight_decay=0.01, **FAST))
+    assert t.config.optimizer == "adamw" and t.config.betas == (0.8, 0.99)
+    assert type(t.optimizer) is torch.optim.AdamW
+    group = t.optimizer.param_groups[0]
+    assert group["betas"] == (0.8, 0.99) and group["eps"] == 1e-6 and group["weight_decay"] == 0.01
+    assert type(Trainer(TrainConfig(density=1.0, optimizer="adam", **FAST)).optimizer) is torch.optim.Adam
+    assert type(Trainer(TrainConfig(density=1.0, **FAST)).optimizer) is torch.optim.SGD

@@ -100,3 +100,12 @@ def test_json_output_is_valid_json(capsys):
     text = capsys.readouterr().out.strip().splitlines()[-1]
     final = json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} is not JSON"))
     assert final["test_accuracy_at_best_val"] is None and final["final_val_accuracy"] is None
+
+
+def test_train_with_adam_and_its_betas(capsys):
+    args = ["--epochs", "1", "--batch-size", "256", "--lr", "0.01", "--update-period", "5", "--device", "cpu"]
+    assert main(["train", *args, "--optimizer", "adam", "--betas", "0.8", "0.99", "--eps", "1e-7", "--json"]) == 0
+    config = _final(capsys.readouterr().out)["config"]
+    assert config["optimizer"] == "adam" and config["betas"] == [0.8, 0.99] and config["eps"] == 1e-7
+    assert main(["train", *args, "--optimizer", "rmsprop"]) == 2
+    assert "optimizer: got 'rmsprop'; expected one of sgd, adam, adamw" in capsys.readouterr().err

@@ -92,3 +92,14 @@ def test_a_checkpoint_from_before_a_field_existed_resumes_once_the_field_is_adde
         Trainer(COMMITTED_CHECKPOINT, checkpoint_dir=tmp_path / "c")
     monkeypatch.setitem(ADDED_FIELDS, "lr_gamma", 0.1)
     assert Trainer(COMMITTED_CHECKPOINT, checkpoint_dir=tmp_path / "c").resumed_from == 1
+
+
+def test_an_optimizer_s_id_ignores_the_hyper_parameters_it_never_reads():
+    sgd = TrainConfig(density=0.1, seed=1)
+    assert trial_id(TrainConfig(density=0.1, seed=1, optimizer="sgd", betas=(0.5, 0.5), eps=1e-3)) == trial_id(sgd)
+    adam = TrainConfig(density=0.1, seed=1, optimizer="adam")
+    assert trial_id(adam) != trial_id(sgd) and trial_id(adam) != trial_id(TrainConfig(density=0.1, seed=1,
+                                                                                      optimizer="adamw"))
+    assert trial_id(TrainConfig(density=0.1, seed=1, optimizer="Adam", momentum=0.5, nesterov=False)) == trial_id(adam)
+    assert trial_id(TrainConfig(density=0.1, seed=1, optimizer="adam", betas=[0.8, 0.999])) != trial_id(adam)
+    assert trial_id(TrainConfig(density=1.0, seed=1, optimizer="adam")) != trial_id(TrainConfig(density=1.0, seed=1))

@@ -1,0 +1,270 @@
+"""Plugins: a spec's ``plugins:`` and ``--plugin`` import the user's modules (only in the commands that
+run or validate), every row records the plugins its trial used, and results of different plugin code
+are not pooled."""
+
+import json
+import logging
+import sys
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+import dst_core
+from study import plugins as plugins_mod
+from study.cli import main
+from study.runner import plan, save_spec
+from study.spec import SpecError, parse
+from study.store import ParquetStore
+from study.trial import Trial, result_rows, trial_row
+
+T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+REGISTRIES = ["CRITERIA", "GROWTH", "SCHEDULES", "DENSITY", "MODELS", "DATASETS"]
+
+CRITERION = '''
+import dst_core
+
+@dst_core.register_criterion("{name}", needs_grad=True, paper_order="before_step", description="|g|")
+def score(w, g, mask, generator=None):
+    return g.abs()
+'''
+
+MARKER = '''
+from pathlib import Path
+import os
+import dst_core
+
+Path({marker!r}).open("a").write(f"{{os.getpid()}} {{__file__}}\\n")
+
+@dst_core.register_criterion("{name}", needs_grad=False, paper_order="after_step", description="|w|")
+def score(w, g, mask, generator=None):
+    return w.abs()
+'''
+
+MODELS = '''
+import math
+from torch import nn
+import dst_core
+
+# a model from a library is a factory of this signature, e.g. torchvision.models.resnet18(num_classes=n)
+dst_core.register_model("{name}_flat", description="linear on the flattened input")(
+    lambda input_shape, num_classes: nn.Sequential(nn.Flatten(), nn.Linear(math.prod(input_shape), num_classes)))
+dst_core.register_model("{name}_64", description="linear on 64 inputs")(
+    lambda input_shape, num_classes: nn.Linear(64, num_classes))
+'''
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch, forget_plugins):
+    """The user's working directory, where their plugins live; what they register is forgotten after."""
+    monkeypatch.chdir(tmp_path)
+    yield tmp_path
+    for name in [m for m in sys.modules if m.startswith("plug_")]:  # imported but refused: not in _LOADED
+        del sys.modules[name]
+
+
+def _plugin(folder: Path, template: str = CRITERION, **fields) -> str:
+    """Write a plugin module into ``folder``; its module name (also the name it registers)."""
+    name = f"plug_{uuid.uuid4().hex[:10]}"
+    (folder / f"{name}.py").write_text(template.format(name=name, **fields))
+    return name
+
+
+def _history(acc: float) -> list[dict]:
+    return [{"epoch": 1, "step": 10, "lr": 0.1, "train_loss": 1.0, "train_accuracy": acc, "val_loss": 1.0,
+             "val_accuracy": acc, "test_loss": 1.0, "test_accuracy": acc, "density": 0.1, "drop_fraction": 0.3,
+             "itop_rate": 0.2, "n_updates": 2, "update_seconds": 0.01, "epoch_seconds": 0.1}]
+
+
+def _spec(tmp_path, **extra) -> dict:
+    return {"name": "p", "storage": str(tmp_path / "results"), "base": {"epochs": 1},
+            "grid": {"criterion": ["magnitude"], "density": [0.1], "seed": [0]}, **extra}
+
+
+def test_load_plugins_imports_once_says_which_and_records_version_and_source_hash(workdir, capsys):
+    import hashlib
+
+    name = _plugin(workdir)
+    [info] = plugins_mod.load_plugins([name])
+    assert capsys.readouterr().err == f"dst-study: importing plugins: {name}\n"
+    assert info.module == name and info.version is None
+    assert info.sha256 == hashlib.sha256((workdir / f"{name}.py").read_bytes()).hexdigest()
+    assert dst_core.CRITERIA.get(name).plugin == name
+    assert plugins_mod.load_plugins([name]) == [info] and capsys.readouterr().err == ""  # once per process
+
+
+def test_a_spec_naming_a_plugin_component_validates_once_the_plugin_is_imported(workdir, capsys):
+    name = _plugin(workdir)
+    data = _spec(workdir, plugins=[name], grid={"criterion": [name, "magnitude"], "density": [0.1], "seed": [0]})
+    with pytest.raises(SpecError, match=f"unknown criterion|expected one of"):
+        parse(data)  # plugins=None: nothing imported, so the name is unknown
+    assert name not in sys.modules
+    spec = parse(data, plugins=[])
+    assert spec.plugins == [name] and {t.config.criterion for t in spec.trials()} == {name, "magnitude"}
+    (workdir / "spec.yaml").write_text(json.dumps(data))
+    assert main(["validate", "spec.yaml"]) == 0
+    out = capsys.readouterr()
+    assert "valid: study 'p' with 2 trials" in out.out
+
+
+def test_plugin_flag_adds_to_the_spec_and_a_bad_plugin_is_one_line(workdir, capsys):
+    name = _plugin(workdir)
+    (workdir / "spec.yaml").write_text(json.dumps(_spec(workdir, grid={"criterion": [name], "density": [0.1]})))
+    assert main(["validate", "spec.yaml", "--plugin", name]) == 0
+    assert f"dst-study: importing plugins: {name}" in capsys.readouterr().err
+    assert main(["validate", "spec.yaml", "--plugin", "plug_not_there"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "dst-study: importing plugins: plug_not_there",
+        f"dst-study: error: spec.yaml: plugin 'plug_not_there': no such module in {workdir} or on the Python path"]
+    clash = _plugin(workdir, CRITERION.replace('"{name}"', '"snip"'))
+    assert main(["validate", "spec.yaml", "--plugin", clash]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err == (f"dst-study: error: spec.yaml: plugin '{clash}': criterion 'snip': the name is taken by a "
+                   "built-in (criterion 'snip'); choose another name")
+
+
+def test_trial_ids_do_not_change_when_an_unused_plugin_is_listed(workdir):
+    name = _plugin(workdir)
+    without = parse(_spec(workdir), plugins=[])
+    with_ = parse(_spec(workdir, plugins=[name]), plugins=[])
+    assert [t.id for t in with_.trials()] == [t.id for t in without.trials()]
+    row = trial_row(with_.trials()[0], [], status="completed", started_at=T0)
+    assert row["plugins"] is None  # listed but not used: not recorded either
+
+
+def test_rows_record_the_plugins_a_trial_used(workdir):
+    name = _plugin(workdir)
+    spec = parse(_spec(workdir, plugins=[name], grid={"criterion": [name]}, include=[{"static": True}]), plugins=[])
+    dst, static = sorted(spec.trials(), key=lambda t: t.kind)
+    [info] = plugins_mod.load_plugins([name])
+    assert json.loads(trial_row(dst, [], status="completed", started_at=T0)["plugins"]) == [info.to_dict()]
+    assert trial_row(static, [], status="completed", started_at=T0)["plugins"] is None  # reads no criterion
+    # the worker's report says what it ran; the row takes that
+    ran = [{"module": name, "version": "1.0", "sha256": "ab" * 32}]
+    assert json.loads(result_rows(dst, {"plugins": ran}, status="failed", started_at=T0)[0][0]["plugins"]) == ran
+
+
+def test_a_plugin_model_is_checked_against_its_data_set_as_a_builtin_is(workdir, capsys):
+    name = _plugin(workdir, MODELS)
+    ok = _spec(workdir, plugins=[name], base={"epochs": 1, "dataset": "mnist1d", "model": f"{name}_flat"})
+    assert parse(ok, plugins=[]).trials()[0].config.model == f"{name}_flat"
+    bad = _spec(workdir, plugins=[name], base={"epochs": 1, "dataset": "mnist1d", "model": f"{name}_64"})
+    with pytest.raises(SpecError, match=f"model: model '{name}_64' cannot take dataset 'mnist1d' of shape"):
+        parse(bad, plugins=[])
+
+
+@pytest.fixture
+def study_with_marker(workdir):
+    """A study folder whose saved spec names a plugin that writes a marker file when imported."""
+    marker = workdir / "imported.txt"
+    name = _plugin(workdir, MARKER, marker=str(marker))
+    spec = parse(_spec(workdir, plugins=[name], grid={"criterion": ["magnitude", "snip"], "density": [0.1, 0.2]}))
+    save_spec(spec)
+    store = ParquetStore(spec.study_dir)
+    for trial in spec.trials():
+        store.append(*result_rows(trial, {"history": _history(0.5)}, status="completed", started_at=T0, ended_at=T0))
+    return spec, name, marker
+
+
+def test_read_only_commands_never_import_a_plugin_whatever_the_spec_says(study_with_marker, capsys):
+    spec, name, marker = study_with_marker
+    d = spec.study_dir
+    for argv in (["status", d], ["query", d], ["compare", d], ["list"],
+                 ["plot", d, "--kind", "density", "--out", str(marker.parent / "f.png")],
+                 ["report", d, "--out", str(marker.parent / "report")]):
+        assert main(argv) == 0, argv
+    for argv in (["--help"], ["run", "--help"]):
+        with pytest.raises(SystemExit):
+            main(argv)
+    assert not marker.exists() and name not in sys.modules
+    assert "importing plugins" not in capsys.readouterr().err
+    # the commands that run or validate a spec import what it names, and say so
+    assert main(["validate", f"{d}/spec.yaml"]) == 0
+    assert f"dst-study: importing plugins: {name}\n" in capsys.readouterr().err
+    assert marker.exists()
+
+
+def test_compare_and_plot_refuse_to_pool_rows_of_different_plugin_code(workdir, capsys):
+    name = _plugin(workdir)
+    spec = parse(_spec(workdir, plugins=[name], grid={"criterion": [name, "magnitude"], "seed": [0, 1]}), plugins=[])
+    store = ParquetStore(spec.study_dir)
+    for i, trial in enumerate(spec.trials()):
+        ran = [{"module": name, "version": None, "sha256": ("aa" if trial.config.seed == 0 else "bb") * 32}]
+        history = _history(0.5 + i / 100)
+        ended = datetime(2026, 1, 1 + trial.config.seed, tzinfo=timezone.utc)
+        store.append(*result_rows(trial, {"history": history, "plugins": ran}, status="completed", started_at=T0,
+                                  ended_at=ended))
+    for argv in (["compare", spec.study_dir], ["plot", spec.study_dir, "--kind", "density", "--out", "f.png"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert f"these trials ran different source code of plugin {name} ({name}: sha256 aaaaaaaaaaaa, bbbbbbbbbbbb)" \
+            in err
+    where = err.split("--where '")[1].split("'")[0]
+    assert "bbbb" in where and "aaaa" not in where  # the newest code's rows, and those that used no plugin
+    assert main(["compare", spec.study_dir, "--where", where]) == 0
+
+
+def test_run_counts_trials_of_older_plugin_code_and_reruns_them_when_asked(workdir):
+    name = _plugin(workdir)
+    spec = parse(_spec(workdir, plugins=[name], grid={"criterion": [name, "magnitude"]}), plugins=[])
+    [info] = plugins_mod.load_plugins([name])
+    store = ParquetStore(spec.study_dir)
+    for trial in spec.trials():
+        used = [{**info.to_dict(), "sha256": "00" * 32}] if trial.config.criterion == name else []
+        report = {"history": _history(0.5), "plugins": used}
+        store.append(*result_rows(trial, report, status="completed", started_at=T0, ended_at=T0))
+    plugin_trial = next(t for t in spec.trials() if t.config.criterion == name)
+    p = plan(spec)
+    assert p.outdated_plugins == {plugin_trial.id} and not p.missing and not p.outdated
+    assert [t.id for t in plan(spec, rerun_outdated=True).missing] == [plugin_trial.id]
+
+
+@pytest.mark.slow
+def test_workers_on_every_node_import_a_plugin_only_the_driver_has(tmp_path, monkeypatch, forget_plugins):
+    """A multi-node cluster whose workers cannot import the plugin from their path: Ray's runtime
+    environment ships it, and each worker imports its shipped copy."""
+    ray = pytest.importorskip("ray")
+    from ray.cluster_utils import Cluster
+
+    from study.runner import run
+
+    own = tmp_path / "own"  # the user's folder: on the driver's path only (not the workers' cwd or PYTHONPATH)
+    own.mkdir()
+    marker = tmp_path / "imported.txt"
+    name = _plugin(own, MARKER, marker=str(marker))
+    monkeypatch.syspath_prepend(str(own))
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
+    try:
+        cluster.add_node(num_cpus=1)
+        cluster.add_node(num_cpus=1)
+        cluster.wait_for_nodes()
+        spec = parse({"name": "m", "storage": str(tmp_path), "plugins": [name], "checkpoint_seconds": 0,
+                      "base": {"epochs": 1, "device": "cpu", "criterion": name},
+                      "grid": {"seed": [0, 1]}}, plugins=[])
+        run(plan(spec), address=cluster.address, log=lambda line: None)
+        trials = ParquetStore(str(tmp_path / "m")).read("trials")
+        assert list(trials["status"]) == ["completed", "completed"], trials["error"].tolist()
+        assert {json.loads(p)[0]["module"] for p in trials["plugins"]} == {name}
+        imports = [line.split(" ", 1) for line in marker.read_text().splitlines()]
+        workers = [path for _, path in imports if not path.startswith(str(own))]
+        assert workers and all("runtime_resources" in path for path in workers), imports  # shipped copies
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+        logging.getLogger("ray.tune").setLevel(logging.WARNING)
+
+
+def test_the_readme_plugin_example_registers_one_of_each_kind_and_its_spec_validates(workdir, capsys):
+    import re
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("## Plugins"):readme.index("## The library")]
+    (_, spec), (_, module) = re.findall(r"```(\w+)\n(.*?)```", section, re.S)[:2]
+    name = f"plug_{uuid.uuid4().hex[:10]}"  # the example's own name may be imported by another test
+    (workdir / f"{name}.py").write_text(module)
+    (workdir / "spec.yaml").write_text(spec.replace("my_dst", name) + f"storage: {workdir}\n")
+    assert main(["validate", "spec.yaml"]) == 0
+    assert "valid: study 'my-study' with 12 trials" in capsys.readouterr().out
+    assert {e.plugin for r in REGISTRIES if r != "DENSITY" for e in getattr(dst_core, r) if e.plugin} == {name}
+    assert sum(e.plugin == name for r in REGISTRIES for e in getattr(dst_core, r)) == 5
