@@ -7,16 +7,18 @@ From Python, each command's work is a function that returns a value (the CLI onl
     run_one(TrainConfig(density=0.1))             # OneRun: one trial, as `dst-study train`
     run_study(plan(load_spec("examples/quick.yaml")))   # StudyRun: the trials after the run, what is left
 
-They load lazily (PEP 562): importing ``study`` costs nothing, and a Ray worker that imports
+They load lazily (PEP 562), and no module is named like one of them (importing a submodule sets the
+package's attribute of its name, which would hide the function): importing ``study`` costs nothing, and a Ray worker that imports
 ``study.runners.trainable`` never loads pandas or the result store.
 """
 
 import importlib
 from typing import Any
 
-_LAZY = {"status": "status", "StudyStatus": "status", "run_one": "trial", "OneRun": "trial", "Trial": "trial",
+_LAZY = {"status": "standing", "StudyStatus": "standing", "run_one": "trial", "OneRun": "trial", "Trial": "trial",
          "plan": "runner", "run_study": "runner", "StudyRun": "runner", "StudyFolder": "folder",
-         "open_study": "queries", "query": "queries", "compare": "comparison"}
+         "open_study": "queries", "query": "queries", "Studies": "queries", "compare": "comparison",
+         "plot": "plots", "write_report": "report"}
 _RENAMED = {"load_spec": ("spec", "load")}
 
 

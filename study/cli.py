@@ -7,10 +7,10 @@ returns a value, and renders it (:mod:`study.render`).
     dst-study run SPEC [--dry-run] [--address auto|HOST:PORT] [--max-concurrent N] [--retry-failed]
     dst-study resume STUDY
     dst-study query STUDY [--table trials|history|jaccard] [--where EXPR] [--columns ...] [--format ...]
-    dst-study compare STUDY [--metric M] [--rows criterion] [--cols density] [--where EXPR] [--alpha 0.05]
+    dst-study compare STUDY [STUDY ...] [--metric M] [--rows criterion] [--cols density] [--where EXPR] [--alpha 0.05]
                       [--test auto|paired|welch] [--correction holm|none] [--reference ROW] [--pool AXIS]
-    dst-study plot STUDY --kind density|update-period|curves|jaccard|search --out FILE.png [--where EXPR]
-    dst-study report STUDY --out DIR
+    dst-study plot STUDY [STUDY ...] --kind density|update-period|curves|jaccard|search --out FILE.png [--where EXPR]
+    dst-study report STUDY [STUDY ...] --out DIR
     dst-study status STUDY
     dst-study compact STUDY
     dst-study list                      # registered criteria, growth rules, schedules, models, data sets
@@ -195,18 +195,26 @@ def _query(args: argparse.Namespace) -> int:
 
 def _compare(args: argparse.Namespace) -> int:
     from .comparison import columns_for, compare, default_metric
-    from .queries import query_trials
-    from .store import SUMMARY_COLUMNS
 
-    stores = [open_study(s) for s in (args.study, *args.also)]
-    columns = columns_for(args.metric, args.rows, args.cols) + (list(SUMMARY_COLUMNS) if len(stores) > 1 else [])
-    trials, clashes = query_trials(stores, args.where, list(dict.fromkeys(columns)))
-    for clash in clashes:
-        print(f"dst-study: warning: {clash}", file=sys.stderr)
+    studies = _studies(args)
+    trials = studies.query("trials", args.where, columns_for(args.metric, args.rows, args.cols))
+    _warn(studies)
     metric = args.metric or default_metric(trials)
     print_comparison(compare(trials, metric, args.rows, args.cols, alpha=args.alpha, test=args.test,
                              correction=args.correction, reference=args.reference, pool=args.pool), args.format)
-    return _report_problems([p for s in stores for p in s.problems])
+    return _report_problems(studies.problems)
+
+
+def _studies(args: argparse.Namespace):
+    """The command's studies: STUDY [STUDY ...] read as one."""
+    from .queries import Studies
+
+    return Studies([open_study(s) for s in (args.study, *args.also)])
+
+
+def _warn(studies) -> None:
+    for warning in studies.warnings:
+        print(f"dst-study: warning: {warning}", file=sys.stderr)
 
 
 def _writable(path: str, what: str) -> None:
@@ -220,25 +228,27 @@ def _plot(args: argparse.Namespace) -> int:
     from .comparison import default_metric
     from .plots import plot
 
-    store = open_study(args.study)
+    studies = _studies(args)
     _writable(str(Path(args.out).parent), "--out")
-    metric = args.metric or default_metric(query(store, "trials", columns=["status", "test_accuracy_at_best_val"]))
-    print(f"wrote {plot(store, args.kind, args.out, metric, args.where)}")
-    return _report_problems(store.problems)
+    metric = args.metric or default_metric(studies.query("trials", columns=["status", "test_accuracy_at_best_val"]))
+    print(f"wrote {plot(studies, args.kind, args.out, metric, args.where)}")
+    _warn(studies)
+    return _report_problems(studies.problems)
 
 
 def _report(args: argparse.Namespace) -> int:
     from .report import write_report
 
-    store = open_study(args.study)
+    studies = _studies(args)
     _writable(args.out, "--out")
-    print(f"wrote {write_report(store, args.out)}")
-    return _report_problems(store.problems)
+    print(f"wrote {write_report(studies, args.out)}")
+    _warn(studies)
+    return _report_problems(studies.problems)
 
 
 def _status(args: argparse.Namespace) -> int:
     from .render import print_status
-    from .status import status
+    from .standing import status
 
     s = status(args.study)
     print_status(s)

@@ -59,6 +59,13 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(flag, **kw)
 
 
+def _studies_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("study")
+    p.add_argument("also", nargs="*", metavar="STUDY", help="more studies whose trials line up with the first "
+                                                            "(e.g. the study of record and yours: a trial both ran "
+                                                            "counts once)")
+
+
 def _plugin_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--plugin", action="append", default=[], metavar="MODULE",
                    help="import this plugin module first (repeatable); naming a module runs its code")
@@ -112,10 +119,7 @@ def parser(command: str | None = None) -> argparse.ArgumentParser:
 
     c = sub.add_parser("compare", help="pivot a metric: rows x columns, mean ± std over seeds, best and ties "
                                        "marked; any other axis that varies splits it into one table per value")
-    c.add_argument("study")
-    c.add_argument("also", nargs="*", metavar="STUDY", help="more studies whose trials line up with the first "
-                                                            "(e.g. the study of record and yours: a trial both ran "
-                                                            "counts once)")
+    _studies_arguments(c)
     c.add_argument("--metric", help="a trials column (default: test_accuracy_at_best_val, the paper's number, "
                                     "when every trial has it, else final_test_accuracy)")
     c.add_argument("--rows", default="criterion")
@@ -137,14 +141,14 @@ def parser(command: str | None = None) -> argparse.ArgumentParser:
     c.add_argument("--format", choices=FORMATS, default="table")
 
     pl = sub.add_parser("plot", help="draw a figure of the study as PNG")
-    pl.add_argument("study")
+    _studies_arguments(pl)
     pl.add_argument("--kind", required=True, choices=sorted(KINDS))
     pl.add_argument("--out", required=True, help="PNG file to write")
     pl.add_argument("--metric", help="a trials column (default as for compare)")
     pl.add_argument("--where", help="filter selecting the trials to plot (as for query)")
 
     rp = sub.add_parser("report", help="write a self-contained HTML report of a study (tables and figures)")
-    rp.add_argument("study")
+    _studies_arguments(rp)
     rp.add_argument("--out", required=True, help="folder for index.html and the figures")
 
     st = sub.add_parser("status", help="counts of trials per status and the last errors")

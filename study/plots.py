@@ -10,23 +10,25 @@
   remove from the same state, at up to four recorded epochs (the overlap changes as training goes).
 * ``search``: the metric of every trial of a search against each searched parameter.
 
-Every figure gives a criterion the same colour (:data:`COLOURS`); all take ``where`` like ``query``.
+Every figure gives a criterion the same colour (:func:`colour`); all take ``where`` like ``query`` and
+draw one or more studies read as one (:class:`study.queries.Studies`).
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+import zlib
 from pathlib import Path
 from typing import Callable
 
 import pandas as pd
 
 from .comparison import SPANS, check_one_revision, groupable, trial_kinds, varying_axes
-from .queries import query
-from .store import METRICS, ParquetStore, StoreError
+from .queries import Studies
+from .store import METRICS, StoreError
 
-__all__ = ["COLOURS", "KINDS", "figure", "per_epoch_metric", "plot"]
+__all__ = ["COLOURS", "KINDS", "colour", "figure", "per_epoch_metric", "plot"]
 
 # matplotlib's tab10 without its grey, which is the dense baseline's
 _PALETTE = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive",
@@ -37,6 +39,12 @@ _PALETTE = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab
 _CRITERIA = ("magnitude", "mest", "random", "reciprocal_sensitivity", "sensitivity", "set", "set_paper_code", "snip")
 COLOURS = {name: _PALETTE[i % len(_PALETTE)] for i, name in enumerate(_CRITERIA)} | {"static": "black",
                                                                                       "dense": "grey"}
+# a plugin's criterion: a colour none of the above has, the same in every figure (chosen by its name)
+_OTHERS = ["darkgoldenrod", "teal", "indigo", "crimson", "olivedrab", "saddlebrown", "deeppink", "navy"]
+
+
+def colour(label: str) -> str:
+    return COLOURS.get(label) or _OTHERS[zlib.crc32(label.encode()) % len(_OTHERS)]
 
 
 def _label(value) -> str:
@@ -45,7 +53,7 @@ def _label(value) -> str:
 
 def _band(ax, data: pd.DataFrame, x: str, y: str, label: str, **style) -> None:
     stats = data.groupby(x, observed=True)[y].agg(["mean", "std"]).reset_index().sort_values(x)
-    line, = ax.plot(stats[x], stats["mean"], marker="o", ms=3, label=label, color=COLOURS.get(label), **style)
+    line, = ax.plot(stats[x], stats["mean"], marker="o", ms=3, label=label, color=colour(label), **style)
     ax.fill_between(stats[x], stats["mean"] - stats["std"].fillna(0), stats["mean"] + stats["std"].fillna(0),
                     alpha=0.15, color=line.get_color())
 
@@ -93,11 +101,11 @@ def _panels(n: int, title: str, size: tuple[float, float] = (5.5, 4), sharey: bo
     return fig, list(axes.flat[:n])
 
 
-def _trials(store: ParquetStore, where: str | None) -> pd.DataFrame:
+def _trials(studies: Studies, where: str | None) -> pd.DataFrame:
     clause = "status == 'completed'" + (f" and ({where})" if where else "")
-    trials = query(store, where=clause)
+    trials = studies.query(where=clause)
     if trials.empty:
-        raise StoreError(f"{store.root}: no completed trials to plot" + (f" where {where}" if where else ""))
+        raise StoreError(f"{studies.root}: no completed trials to plot" + (f" where {where}" if where else ""))
     check_one_revision(trials)
     trials = trials.assign(kind=trial_kinds(trials))
     for column in trials.columns:
@@ -131,8 +139,8 @@ def _title(facet: dict) -> str:
 def _against(x: str, xlabel: str):
     """A figure of the metric against the config axis ``x`` (log scale): a panel per value of every
     other varying axis, a line and band per criterion, the baselines as lines or references."""
-    def figure(store: ParquetStore, metric: str, where: str | None):
-        trials = _trials(store, where)
+    def figure(studies: Studies, metric: str, where: str | None):
+        trials = _trials(studies, where)
         facets = _facets(trials, (x,))
         fig, axes = _panels(len(facets), f"{metric} vs {x.replace('_', ' ')} (mean ± std over seeds)", sharey=True)
         for ax, facet in zip(axes, facets):
@@ -162,10 +170,10 @@ def per_epoch_metric(metric: str) -> str:
     return name if name in METRICS and name != "epoch" else "test_accuracy"
 
 
-def _curves(store: ParquetStore, metric: str, where: str | None):
+def _curves(studies: Studies, metric: str, where: str | None):
     per_epoch = per_epoch_metric(metric)
-    trials = _trials(store, where)
-    history = query(store, "history", columns=["trial_id", "epoch", per_epoch])
+    trials = _trials(studies, where)
+    history = studies.query("history", columns=["trial_id", "epoch", per_epoch])
     facets = _facets(trials, ("seed",)) or [{}]
     fig, axes = _panels(len(facets), f"{per_epoch} per epoch (mean ± std over seeds)")
     for ax, facet in zip(axes, facets):
@@ -179,13 +187,13 @@ def _curves(store: ParquetStore, metric: str, where: str | None):
     return fig
 
 
-def _jaccard(store: ParquetStore, metric: str, where: str | None):
+def _jaccard(studies: Studies, metric: str, where: str | None):
     del metric
-    data = query(store, "jaccard")
+    data = studies.query("jaccard")
     if where:
-        data = data[data["trial_id"].isin(_trials(store, where)["trial_id"])]
+        data = data[data["trial_id"].isin(_trials(studies, where)["trial_id"])]
     if data.empty:
-        raise StoreError(f"{store.root}: no Jaccard rows; train with --jaccard-every N (or jaccard_every: N "
+        raise StoreError(f"{studies.root}: no Jaccard rows; train with --jaccard-every N (or jaccard_every: N "
                          "in the spec) to record what each criterion would remove")
     epochs = sorted(data["epoch"].unique())
     if len(epochs) > 4:  # four moments of training, evenly spread
@@ -205,11 +213,11 @@ def _jaccard(store: ParquetStore, metric: str, where: str | None):
     return fig
 
 
-def _search(store: ParquetStore, metric: str, where: str | None):
-    trials = _trials(store, where)
+def _search(studies: Studies, metric: str, where: str | None):
+    trials = _trials(studies, where)
     params = varying_axes(trials)
     if not params:
-        raise StoreError(f"{store.root}: no parameter varies between the trials; nothing to plot against")
+        raise StoreError(f"{studies.root}: no parameter varies between the trials; nothing to plot against")
     fig, axes = _panels(len(params), f"{metric} of each trial against the searched parameters", size=(4.5, 3.8))
     for ax, param in zip(axes, params):
         drawn = trials[trials[param].notna()]  # a baseline has no value for an axis it never reads
@@ -221,7 +229,7 @@ def _search(store: ParquetStore, metric: str, where: str | None):
         else:  # a categorical choice: one column of points per value
             names = sorted(values.astype(str).unique())
             ax.scatter([names.index(str(v)) for v in values], drawn[metric], s=14,
-                       c=[COLOURS.get(str(v), "C0") for v in values])
+                       c=[colour(str(v)) for v in values])
             ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
         ax.set(xlabel=param, ylabel=metric)
         ax.grid(alpha=0.3)
@@ -233,21 +241,21 @@ KINDS: dict[str, Callable] = {"density": _against("density", "density (fraction 
                               "curves": _curves, "jaccard": _jaccard, "search": _search}
 
 
-def figure(store: ParquetStore, kind: str, metric: str = "final_test_accuracy", where: str | None = None):
+def figure(studies: Studies, kind: str, metric: str = "final_test_accuracy", where: str | None = None):
     """The matplotlib Figure of kind ``kind`` of the study (its trials matching ``where``); close it
     with ``matplotlib.pyplot.close`` when done."""
     if kind not in KINDS:
         raise StoreError(f"unknown plot kind {kind!r} (choices: {', '.join(sorted(KINDS))})")
-    return KINDS[kind](store, metric, where)
+    return KINDS[kind](studies, metric, where)
 
 
-def plot(store: ParquetStore, kind: str, out: str | Path, metric: str = "final_test_accuracy",
+def plot(studies: Studies, kind: str, out: str | Path, metric: str = "final_test_accuracy",
          where: str | None = None) -> Path:
     """Draw figure ``kind`` of the study (its trials matching ``where``) into the PNG file ``out``."""
     out = Path(out)
     if out.suffix.lower() != ".png":
         raise StoreError(f"--out {str(out)!r}: expected a .png file name")
-    fig = figure(store, kind, metric, where)
+    fig = figure(studies, kind, metric, where)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)  # the panels' layout is matplotlib's constrained layout
     _pyplot().close(fig)

@@ -3,6 +3,7 @@
 * :func:`open_study` resolves a study directory, URI, or name under the results root.
 * :func:`query` filters a table with a ``--where`` filter (:mod:`study.filters`), reading only the
   columns it needs.
+* :class:`Studies` reads several studies as one (``compare``, ``plot`` and ``report`` take several).
 
 Comparison tables are built from these frames by :mod:`study.comparison`.
 """
@@ -20,7 +21,7 @@ from .folder import SPEC, StudyFolder
 from .comparison import default_metric, varying_axes
 from .store import SUMMARY_COLUMNS, TABLES, ParquetStore, StoreError
 
-__all__ = ["default_root", "most_at_once", "open_study", "query", "query_trials", "table_columns"]
+__all__ = ["default_root", "most_at_once", "open_study", "query", "Studies", "table_columns"]
 
 # what a terminal table of history shows unless asked: its 16 columns squeeze one to nothing
 _HISTORY_SHOWN = ["trial_id", "epoch", "train_loss", "val_accuracy", "test_accuracy", "density"]
@@ -68,23 +69,65 @@ def query(store: ParquetStore, table: str = "trials", where: str | None = None,
     return frame[wanted].reset_index(drop=True)
 
 
-def query_trials(stores: Sequence[ParquetStore], where: str | None = None,
-                 columns: Sequence[str] | None = None) -> tuple[pd.DataFrame, list[str]]:
-    """The trials of several studies as one table, and a warning per trial id that two studies hold
-    with different results. A trial is its id (a hash of its config): one both studies ran counts
-    once (the first study's row), so a new study lines up with a committed one without re-running
-    what they share."""
-    frames = [query(store, "trials", where, columns).assign(__study=store.root) for store in stores]
-    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-    warnings = []
-    if len(stores) > 1 and "trial_id" in frame:
-        results = [c for c in SUMMARY_COLUMNS if c in frame and not c.endswith("_seconds")]  # timings vary
+class Studies:
+    """One or more studies read as one, for ``compare``, ``plot`` and ``report``: a trial is its id (a
+    hash of its config), so a trial that several studies ran counts once, with the trial, history and
+    Jaccard rows of the first study that completed it. A new study thus lines up with a committed one without
+    re-running what they share; a trial held with different results is named in :attr:`warnings`."""
+
+    def __init__(self, stores: Sequence[ParquetStore]):
+        self.stores = list(stores)
+        self.warnings: list[str] = []
+        self._owner: dict[str, int] | None = None  # trial id -> index of the first store holding it
+
+    @property
+    def root(self) -> str:
+        return " + ".join(str(s.root) for s in self.stores)
+
+    @property
+    def problems(self) -> list[str]:
+        return [p for s in self.stores for p in s.problems]
+
+    def query(self, table: str = "trials", where: str | None = None,
+              columns: Sequence[str] | None = None) -> pd.DataFrame:
+        """:func:`query` over every study, each trial's rows from the first study that holds it."""
+        if len(self.stores) == 1:
+            return query(self.stores[0], table, where, columns)
+        wanted = list(columns or TABLES[table].names)
+        read = list(dict.fromkeys(["trial_id", *wanted]))
+        if table == "trials":
+            read += [c for c in SUMMARY_COLUMNS if c not in read and not c.endswith("_seconds")]  # timings vary
+        frames = [query(store, table, where, read).assign(__study=i) for i, store in enumerate(self.stores)]
+        frame = pd.concat(frames, ignore_index=True)
+        if table == "trials":
+            self._warn_of_clashes(frame)
+        owner = self.owners()
+        frame = frame[frame["__study"] == frame["trial_id"].map(owner)]
+        return frame[wanted].reset_index(drop=True)
+
+    def owners(self) -> dict[str, int]:
+        """Trial id -> the study whose rows are used: the first that completed it, else the first."""
+        if self._owner is None:
+            first: dict[str, int] = {}
+            completed: dict[str, int] = {}
+            for i, store in enumerate(self.stores):
+                trials = query(store, "trials", columns=["trial_id", "status"])
+                for tid, status in zip(trials["trial_id"], trials["status"]):
+                    first.setdefault(tid, i)
+                    if status == "completed":
+                        completed.setdefault(tid, i)
+            self._owner = {**first, **completed}
+        return self._owner
+
+    def _warn_of_clashes(self, frame: pd.DataFrame) -> None:
+        results = [c for c in SUMMARY_COLUMNS if c in frame and not c.endswith("_seconds")]
+        owner = self.owners()
         for tid, rows in frame[frame["trial_id"].duplicated(keep=False)].groupby("trial_id", sort=True):
             if results and len(rows[results].astype("float64").drop_duplicates()) > 1:
-                warnings.append(f"trial {tid} is in {' and '.join(rows['__study'])} with different results; the "
-                                f"first one's row is used")
-        frame = frame.drop_duplicates("trial_id", keep="first") if len(stores) > 1 else frame
-    return frame.drop(columns="__study").reset_index(drop=True), warnings
+                where = " and ".join(str(self.stores[i].root) for i in rows["__study"])
+                warning = f"trial {tid} is in {where} with different results; {self.stores[owner[tid]].root}'s is used"
+                if warning not in self.warnings:
+                    self.warnings.append(warning)
 
 
 def table_columns(table: str, frame: pd.DataFrame) -> list[str]:

@@ -218,7 +218,7 @@ def print_closing(spec, trials: pd.DataFrame) -> None:
 
 
 def print_status(s, show: int = 10, file: TextIO | None = None) -> None:
-    """``dst-study status``: a :class:`study.status.StudyStatus` as lines."""
+    """``dst-study status``: a :class:`study.standing.StudyStatus` as lines."""
     from .store import STATUSES
 
     out = file or sys.stdout

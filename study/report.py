@@ -1,6 +1,6 @@
 """A study report: one self-contained HTML page (no server, no network) a researcher can open or share.
 
-``write_report(store, out_dir)`` writes ``out_dir/index.html`` and, beside it, every figure as a
+``write_report(studies, out_dir)`` writes ``out_dir/index.html`` and, beside it, every figure as a
 PNG. The page embeds the figures (``data:`` URIs), so the HTML file alone is the whole report. It
 holds the saved spec, trial counts per status and kind, the failures, the comparison tables (the
 metric that compares with the paper, then the last epoch's) and every figure that applies: density
@@ -22,10 +22,10 @@ import dst_core
 
 from .comparison import Comparison, compare, default_axes, default_metric, ranking, trial_kinds, varying_axes
 from .plots import plot
-from .queries import query
+from .queries import Studies
 from .render import comparison_caption, comparison_tables
 from .folder import SPEC
-from .store import ParquetStore, StoreError, revision, revision_where
+from .store import StoreError, revision, revision_where
 
 __all__ = ["write_report"]
 
@@ -71,7 +71,7 @@ def _comparison(c: Comparison) -> str:
     return "\n".join(parts)
 
 
-def _figures(store: ParquetStore, trials: pd.DataFrame, metric: str, out_dir: Path, search: bool,
+def _figures(studies: Studies, trials: pd.DataFrame, metric: str, out_dir: Path, search: bool,
              where: str) -> list[Path]:
     varying = varying_axes(trials)
     kinds = []
@@ -82,7 +82,7 @@ def _figures(store: ParquetStore, trials: pd.DataFrame, metric: str, out_dir: Pa
             kinds.append("update-period")
         elif "density" in varying:
             kinds.append("density")
-    figures = [plot(store, kind, out_dir / f"{kind}.png", metric, where) for kind in kinds]
+    figures = [plot(studies, kind, out_dir / f"{kind}.png", metric, where) for kind in kinds]
     # learning curves at the lowest and highest density and the middle value of every other axis
     # only: a panel per combination would be a wall
     densities = sorted(trials.loc[trials["kind"] != "dense", "density"].unique())
@@ -93,9 +93,9 @@ def _figures(store: ParquetStore, trials: pd.DataFrame, metric: str, out_dir: Pa
             value = values[len(values) // 2]
             value = value.item() if hasattr(value, "item") else value  # a literal of the filter language
             few += f" and ({axis} == {value!r} or {axis} == None)"
-    figures.append(plot(store, "curves", out_dir / "curves.png", metric, where + few))
-    if not query(store, "jaccard", columns=["trial_id"]).empty:
-        figures.append(plot(store, "jaccard", out_dir / "jaccard.png", metric, where))
+    figures.append(plot(studies, "curves", out_dir / "curves.png", metric, where + few))
+    if not studies.query("jaccard", columns=["trial_id"]).empty:
+        figures.append(plot(studies, "jaccard", out_dir / "jaccard.png", metric, where))
     return figures
 
 
@@ -105,27 +105,25 @@ def _img(path: Path) -> str:
             f"<figcaption>{html.escape(path.name)}</figcaption></figure>")
 
 
-def _spec_text(store: ParquetStore) -> str | None:
-    return store.folder.read_text(SPEC)
-
-
-def write_report(store: ParquetStore, out_dir: str | Path) -> Path:
-    """Write the report of the study in ``store`` to ``out_dir/index.html`` (figures beside it)."""
+def write_report(studies: Studies, out_dir: str | Path) -> Path:
+    """Write the report of ``studies`` (one, or several read as one) to ``out_dir/index.html``,
+    the figures beside it."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    trials = query(store, "trials")
+    trials = studies.query("trials")
     if trials.empty:
-        raise StoreError(f"{store.root}: no trials yet; nothing to report")
+        raise StoreError(f"{studies.root}: no trials yet; nothing to report")
     trials = trials.assign(kind=trial_kinds(trials))
     row_revision = revision(trials)
     done = trials[(trials["status"] == "completed") & (row_revision == row_revision.max())]
-    spec = _spec_text(store)
+    specs = {Path(s.path).name: s.folder.read_text(SPEC) for s in studies.stores}
+    spec = next(iter(specs.values()))
     parsed = yaml.safe_load(spec) if spec else None
     space = list(parsed["search"].get("space", {})) if isinstance(parsed, dict) and parsed.get("search") else None
     search = space is not None
-    name = Path(store.path).name
-    sections = [f"<h1>Study {html.escape(name)}</h1>",
-                f"<p class='note'>{html.escape(str(store.root))}; report written "
+    name = " + ".join(specs)
+    sections = [f"<h1>Stud{'ies' if len(specs) > 1 else 'y'} {html.escape(name)}</h1>",
+                f"<p class='note'>{html.escape(studies.root)}; report written "
                 f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC by dst-study {dst_core.__version__} "
                 f"(algorithm revision {dst_core.ALGORITHM_REVISION})</p>"]
 
@@ -155,9 +153,11 @@ def write_report(store: ParquetStore, out_dir: str | Path) -> Path:
                 sections += [f"<h3>{html.escape(m)}</h3>", _comparison(compare(done, m, rows, cols))]
         sections.append("<h2>Figures</h2>")
         where = revision_where(int(row_revision.max()))
-        sections += [_img(p) for p in _figures(store, done, metric, out_dir, search, f"({where})")]
-    if spec is not None:
-        sections += ["<h2>Spec</h2>", f"<pre>{html.escape(spec)}</pre>"]
+        sections += [_img(p) for p in _figures(studies, done, metric, out_dir, search, f"({where})")]
+    for study, text in specs.items():
+        if text is not None:
+            title = "Spec" + (f" of {study}" if len(specs) > 1 else "")
+            sections += [f"<h2>{html.escape(title)}</h2>", f"<pre>{html.escape(text)}</pre>"]
 
     page = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>dst-study: {html.escape(name)}"
             f"</title><style>{_STYLE}</style></head><body>\n" + "\n".join(sections) + "\n</body></html>\n")

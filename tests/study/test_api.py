@@ -49,3 +49,15 @@ def test_the_folder_layout_is_the_one_results_readme_shows():
     block = (ROOT / "results" / "README.md").read_text().split("```")[1]
     shown = {line.split()[0] for line in block.splitlines() if line.startswith("  ")}  # the folder's entries
     assert {name.rstrip("/") for name in LAYOUT} == {re.sub(r"/.*", "", name) for name in shown}
+
+
+def test_the_functions_stay_functions_after_every_study_module_is_imported():
+    """Importing a submodule sets the package's attribute of its name: none may be named like a function."""
+    import importlib
+    import pkgutil
+
+    for module in pkgutil.walk_packages(study.__path__, "study."):
+        if "ray" not in module.name:  # the runners import Ray: a second of start-up for nothing here
+            importlib.import_module(module.name)
+    assert all(callable(getattr(study, name)) for name in study.__all__)
+    assert study.status.__module__ == "study.standing" and isinstance(study.status, type(study.plan))

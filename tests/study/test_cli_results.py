@@ -53,11 +53,12 @@ def test_plot_writes_the_figure_as_a_png(study, tmp_path, kind):
     import matplotlib.pyplot as plt
 
     from study.plots import figure
+    from study.queries import Studies
     from study.store import ParquetStore
     out = tmp_path / f"{kind}.png"
     assert main(["plot", str(study), "--kind", kind, "--out", str(out)]) == 0
     data = out.read_bytes()
-    fig = figure(ParquetStore(str(study)), kind)
+    fig = figure(Studies([ParquetStore(str(study))]), kind)
     size = tuple(round(v * 110) for v in fig.get_size_inches())  # plot() saves at 110 dpi
     panels = [ax for ax in fig.axes if ax.get_visible() and ax.get_label() != "<colorbar>"]
     plt.close(fig)

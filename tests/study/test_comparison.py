@@ -295,4 +295,4 @@ def test_several_studies_line_up_and_a_shared_trial_counts_once(tmp_path, capsys
     assert cells.loc["snip", "best"] and cells.loc["magnitude", "test"] == "paired" and out.err == ""
     other = store("other", [("magnitude", 1, 0.99)])  # the same trial, another result
     assert main(["compare", record, other, "--metric", "final_test_accuracy"]) == 0
-    assert "with different results; the first one's row is used" in capsys.readouterr().err
+    assert f"with different results; {record}'s is used" in capsys.readouterr().err

@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 
 from study.plots import COLOURS, figure, per_epoch_metric, plot  # noqa: E402
+from study.queries import Studies  # noqa: E402
 from study.store import ParquetStore  # noqa: E402
 
 CRITERIA, GROWTHS, DENSITIES, PERIODS, SEEDS, EPOCHS = ("magnitude", "snip"), ("gradient", "random"), \
@@ -56,7 +57,7 @@ def draw(store):
     figures = []
 
     def draw(kind, **kw):
-        figures.append(figure(store, kind, **kw))
+        figures.append(figure(Studies([store]), kind, **kw))
         return figures[-1]
     yield draw
     for fig in figures:
@@ -179,9 +180,9 @@ def test_where_narrows_what_is_drawn(draw):
 
 
 def test_plot_saves_that_figure(store, tmp_path):
-    out = plot(store, "density", tmp_path / "density.png")
+    out = plot(Studies([store]), "density", tmp_path / "density.png")
     header = out.read_bytes()[:24]
-    fig = figure(store, "density")
+    fig = figure(Studies([store]), "density")
     width, height = (round(v * 110) for v in fig.get_size_inches())
     plt.close(fig)
     assert header[:8] == b"\x89PNG\r\n\x1a\n"

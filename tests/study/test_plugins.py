@@ -268,3 +268,32 @@ def test_the_readme_plugin_example_registers_one_of_each_kind_and_its_spec_valid
     assert "valid: study 'my-study' with 12 trials" in capsys.readouterr().out
     assert {e.plugin for r in REGISTRIES if r != "DENSITY" for e in getattr(dst_core, r) if e.plugin} == {name}
     assert sum(e.plugin == name for r in REGISTRIES for e in getattr(dst_core, r)) == 5
+
+
+def test_the_example_criterion_scores_as_documented_on_the_study_of_records_grid(forget_plugins, monkeypatch):
+    """examples/plugins: balanced_mest scores as its docstring says, and its spec is the study of
+    record's but for the criterion, so `compare results/mnist1d_fig1 results/mnist1d_balanced_mest`
+    lines up every cell and counts the shared baselines once."""
+    import torch
+
+    from study.spec import load
+
+    root = Path(__file__).resolve().parents[2]
+    monkeypatch.syspath_prepend(str(root / "examples" / "plugins"))
+    mine = load(root / "examples" / "plugins" / "balanced_mest.yaml", plugins=[])
+    record = load(root / "examples" / "mnist1d_paper_fig1.yaml")
+    # |w| / mean|w| + |g| / mean|g| with mean|w| = 2, mean|g| = 0.2
+    w, g = torch.tensor([2.0, -1.0, 3.0]), torch.tensor([0.1, -0.4, 0.1])
+    score = dst_core.CRITERIA.get("balanced_mest").obj(w, g, torch.ones(3, dtype=torch.bool))
+    assert torch.allclose(score, torch.tensor([1.5, 2.5, 2.0]))
+    removed = dst_core.select_prune("balanced_mest", w, g, torch.ones(3, dtype=torch.bool), 1)
+    assert removed.tolist() == [True, False, False]  # magnitude would remove the second
+
+    theirs = {t.id: t for t in record.trials()}
+    dst = [t for t in mine.trials() if t.config.kind == "dst"]
+    baselines = [t for t in mine.trials() if t.config.kind != "dst"]
+    assert len(dst) == 110 and len(baselines) == 60 and {t.id for t in baselines} <= set(theirs)
+    ours = {json.dumps({**t.config.to_dict(), "criterion": "magnitude"}, sort_keys=True) for t in dst}
+    record_magnitude = {json.dumps(t.config.to_dict(), sort_keys=True) for t in theirs.values()
+                        if t.config.kind == "dst" and t.config.criterion == "magnitude"}
+    assert ours == record_magnitude  # every other setting as in the study of record

@@ -47,3 +47,36 @@ def test_history_filter_pushdown_gives_the_pandas_answer(tmp_path, where):
     got = query(store, "history", where).sort_values(["trial_id", "epoch"]).reset_index(drop=True)
     pd.testing.assert_frame_equal(got, full)
     assert _arrow_filter(ast.parse("epoch != 2", mode="eval").body) is None  # left to pandas (NaN rows)
+
+
+def test_studies_read_as_one_take_each_trials_rows_from_the_first_study_that_completed_it(tmp_path):
+    from datetime import datetime, timezone
+
+    from dst_core import TrainConfig
+    from study.queries import Studies
+    from study.trial import Trial, history_rows, trial_row
+
+    def store(name, runs):
+        s = ParquetStore(str(tmp_path / name))
+        for criterion, status, accuracy in runs:
+            trial = Trial.of(TrainConfig(criterion=criterion, density=0.1))
+            history = [{"epoch": e, "step": e, "lr": 0.1, "train_loss": 1.0, "train_accuracy": 0.5, "test_loss": 1.0,
+                        "test_accuracy": accuracy, "density": 0.1, "drop_fraction": 0.3, "itop_rate": 0.2,
+                        "n_updates": 1, "update_seconds": 0.1, "epoch_seconds": 0.1} for e in (1, 2)]
+            s.append([trial_row(trial, history, status=status, started_at=datetime.now(timezone.utc))],
+                     history_rows(trial, history))
+        return s
+
+    # magnitude failed in the first study and completed in the second; snip completed in both, alike
+    a = store("a", [("magnitude", "failed", 0.1), ("snip", "completed", 0.6)])
+    b = store("b", [("magnitude", "completed", 0.5), ("snip", "completed", 0.6), ("set", "completed", 0.4)])
+    studies = Studies([a, b])
+    trials = studies.query("trials", columns=["criterion", "status", "final_test_accuracy"]).set_index("criterion")
+    assert sorted(trials.index) == ["magnitude", "set", "snip"]
+    assert trials.loc["magnitude", "status"] == "completed" and trials.loc["magnitude", "final_test_accuracy"] == 0.5
+    history = studies.query("history", columns=["trial_id", "epoch", "test_accuracy"])
+    assert len(history) == 3 * 2 and not history.duplicated(["trial_id", "epoch"]).any()
+    assert sorted(history["test_accuracy"].unique()) == [0.4, 0.5, 0.6]  # not the failed run's 0.1
+    assert studies.warnings == [f"trial {Trial.of(TrainConfig(criterion='magnitude', density=0.1)).id} is in "
+                                f"{a.root} and {b.root} with different results; {b.root}'s is used"]
+    assert len(Studies([a]).query("trials")) == 2 and Studies([a]).root == str(a.root)

@@ -13,7 +13,7 @@ QUICK = ["--epochs", "2", "--batch-size", "256", "--lr", "0.1", "--update-period
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory):
+def demo(tmp_path_factory):
     root = tmp_path_factory.mktemp("results") / "demo"
     runs = [[*QUICK, "--criterion", c, "--density", d, "--seed", s]
             for c in ("magnitude", "snip") for d in ("0.05", "0.2") for s in ("0", "1")]
@@ -21,9 +21,31 @@ def report(tmp_path_factory):
     runs += [[*QUICK, "--density", "1.0", "--seed", s] for s in ("0", "1")]
     for args in runs:
         assert main(["train", *args, "--results", str(root)]) == 0
+    return root
+
+
+@pytest.fixture(scope="module")
+def report(demo, tmp_path_factory):
     out = tmp_path_factory.mktemp("report")
-    assert main(["report", str(root), "--out", str(out)]) == 0
+    assert main(["report", str(demo), "--out", str(out)]) == 0
     return out
+
+
+def test_plot_and_report_read_several_studies_as_one(demo, tmp_path):
+    """A new criterion's study beside a committed one: its cells line up, a shared trial counts once."""
+    mine = tmp_path / "mine"
+    for d in ("0.05", "0.2"):
+        for s in ("0", "1"):
+            assert main(["train", *QUICK, "--criterion", "random", "--density", d, "--seed", s, "--results", str(mine)]) == 0
+    assert main(["train", *QUICK, "--criterion", "magnitude", "--density", "0.05", "--seed", "0",  # also in demo
+                 "--results", str(mine)]) == 0
+    assert main(["plot", str(demo), str(mine), "--kind", "density", "--out", str(tmp_path / "d.png")]) == 0
+    assert main(["report", str(demo), str(mine), "--out", str(tmp_path / "report")]) == 0
+    page = (tmp_path / "report" / "index.html").read_text()
+    assert "Studies demo + mine" in page and "Spec of" not in page  # studies of train --results have no spec
+    assert "<td>dst</td><td>12</td>" in page  # 8 + 4 + the shared one once
+    table = page[page.index("<table", page.index("Comparison")):page.index("</table>", page.index("Comparison"))]
+    assert all(f"<td>{c}</td>" in table for c in ("magnitude", "random", "snip"))
 
 
 def test_report_holds_counts_tables_and_every_figure_inline(report):
