@@ -225,13 +225,16 @@ def _writable(path: str, what: str) -> None:
 
 
 def _plot(args: argparse.Namespace) -> int:
-    from .comparison import default_metric
+    from .comparison import default_metric, stopped_note
     from .plots import plot
 
     studies = _studies(args)
     _writable(str(Path(args.out).parent), "--out")
-    metric = args.metric or default_metric(studies.query("trials", columns=["status", "test_accuracy_at_best_val"]))
+    statuses = studies.query("trials", columns=["status", "test_accuracy_at_best_val"])
+    metric = args.metric or default_metric(statuses)
     print(f"wrote {plot(studies, args.kind, args.out, metric, args.where)}")
+    for note in stopped_note(statuses):
+        print(f"Note: {note}")
     _warn(studies)
     return _report_problems(studies.problems)
 

@@ -31,8 +31,8 @@ from . import stats
 from .store import CONFIG_COLUMNS, StoreError, revision, revision_where
 
 __all__ = ["CORRECTIONS", "Comparison", "SPANS", "TESTS", "check_one_plugin_source", "check_one_revision",
-           "columns_for", "compare", "default_axes",
-           "default_metric", "groupable", "ranking", "trial_kinds", "varying_axes"]
+           "columns_for", "compare", "default_axes", "default_metric", "groupable", "ranking", "stopped_note",
+           "trial_kinds", "varying_axes"]
 
 TESTS = ("auto", "paired", "welch")  # auto: paired where the two cells ran the same seeds
 CORRECTIONS = ("holm", "none")
@@ -232,7 +232,8 @@ def compare(trials: pd.DataFrame, metric: str = "final_test_accuracy", rows: str
     pooled = sorted(cells[pool].dropna().unique(), key=lambda v: (str(type(v)), v)) if pool is not None else []
     cells = _test(cells, split, rows, cols, pool, reference, higher, alpha, test, correction)
     comparison = Comparison(metric, rows, cols, [a for a in split if a != pool], cells, alpha, higher,
-                            notes=_static_note(dst), correction=correction, reference=reference, pool=pool,
+                            notes=_static_note(dst) + (stopped_note(trials) if status == "completed" else []),
+                            correction=correction, reference=reference, pool=pool,
                             pooled=pooled)
     if not comparison.split:
         comparison.tables.append(({}, cells))
@@ -255,6 +256,15 @@ def _cells(data: pd.DataFrame, metric: str, axes: list[str]) -> pd.DataFrame:
     out = groups.agg(["count", "mean", "std"]).rename(columns={"count": "n"})
     out["_values"] = [g for _, g in groups]
     return out.rename_axis(axes).reset_index()
+
+
+def stopped_note(trials: pd.DataFrame) -> list[str]:
+    """Trials a search's scheduler stopped early trained fewer epochs than the rest: their metrics are
+    not comparable, so the tables and figures leave them out and say how many."""
+    stopped = int((trials["status"] == "stopped").sum()) if "status" in trials else 0
+    return [f"{stopped} trial{'s' * (stopped != 1)} stopped early by the search's scheduler (asha) "
+            f"{'are' if stopped != 1 else 'is'} left out (status 'stopped': query them with --where "
+            "\"status == 'stopped'\")"] if stopped else []
 
 
 def _static_note(dst: pd.DataFrame) -> list[str]:

@@ -197,7 +197,7 @@ def print_plan(p, current_revision: int, file: TextIO | None = None) -> None:
 def print_closing(spec, trials: pd.DataFrame) -> None:
     """What `run` ends with: the comparison along the spec's axes, or a search's trials ranked by its
     metric with each config's test accuracy beside it (read once per config, never used to rank)."""
-    from .comparison import compare, default_axes, default_metric, ranking
+    from .comparison import compare, default_axes, default_metric, ranking, stopped_note
 
     done = trials[trials["status"] == "completed"]
     if done.empty:
@@ -215,6 +215,8 @@ def print_closing(spec, trials: pd.DataFrame) -> None:
         table.insert(list(table.columns).index(metric) + 1, test, table["trial_id"].map(done.set_index("trial_id")[test]))
         title += f"; {test}: each config's test accuracy, for reference only"
     print_frame(table, title=title)
+    for note in stopped_note(trials):
+        print(f"Note: {note}")
 
 
 def print_status(s, show: int = 10, file: TextIO | None = None) -> None:

@@ -20,7 +20,8 @@ import yaml
 
 import dst_core
 
-from .comparison import Comparison, compare, default_axes, default_metric, ranking, trial_kinds, varying_axes
+from .comparison import (Comparison, compare, default_axes, default_metric, ranking, stopped_note, trial_kinds,
+                         varying_axes)
 from .plots import plot
 from .queries import Studies
 from .render import comparison_caption, comparison_tables
@@ -135,6 +136,7 @@ def write_report(studies: Studies, out_dir: str | Path) -> Path:
                         "comparable, so the tables and figures below hold revision "
                         f"{revisions.index[-1]} only): " + ", ".join(f"revision {r}: {n}" for r, n in revisions.items())
                         + "</p>")
+    sections += [f"<p class='note'>{html.escape(note)}</p>" for note in stopped_note(trials)]
     failed = trials[trials["status"] == "failed"]
     if not failed.empty:
         last_lines = failed["error"].fillna("").map(lambda e: (e.strip().splitlines() or [""])[-1][:300])

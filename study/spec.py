@@ -14,6 +14,7 @@
     search:                         # instead of grid: an Optuna search, resumable (see SearchSpec)
       space: {density: {loguniform: [0.02, 0.5]}, criterion: {choice: [magnitude, snip]}}
       metric: best_val_accuracy     # the default; a test metric needs select_on_test: true
+      scheduler: asha               # stop poor trials early (grace_period, reduction_factor); none: the default
       mode: max
       n_trials: 20
 
@@ -89,6 +90,12 @@ class SearchSpec(BaseModel):
     mode: Literal["max", "min"] = "max"
     n_trials: int = Field(gt=0)
     seed: int = 0  # the sampler's seed
+    # Early stopping: asha (Ray Tune's ASHAScheduler) compares trials on ``metric`` at rungs of
+    # grace_period x reduction_factor^k epochs up to the trials' epochs and stops the worst; a
+    # stopped trial is stored as ``stopped`` with the epochs it trained. none trains every trial to the end.
+    scheduler: Literal["none", "asha"] = "none"
+    grace_period: int = Field(1, ge=1)  # epochs every trial trains before it can be stopped
+    reduction_factor: float = Field(3.0, gt=1)  # 1 in reduction_factor trials goes on at each rung
 
 
 class StudySpec(BaseModel):
@@ -260,6 +267,7 @@ def _config_problems(spec: StudySpec, data: bool = True, storage: bool = True) -
             problems += _domain_problems(f"search.space.{key}", key, domain, known_base)
         if spec.grid or spec.include:
             problems.append("grid and search: give one of them (a search samples its own configs)")
+        problems += _scheduler_problems(spec.search, known_base)
     elif not spec.grid and not spec.include and not problems:
         problems.append("grid: empty; give at least one axis (e.g. density: [0.05, 0.1]) or a search")
     if uri_problem(spec.storage):
@@ -277,6 +285,20 @@ def _config_problems(spec: StudySpec, data: bool = True, storage: bool = True) -
         return [f"base: {e}"]
     problems += _data_problems(spec, base)
     return problems
+
+
+def _scheduler_problems(search: SearchSpec, base: dict[str, Any]) -> list[str]:
+    """ASHA's rungs count epochs up to the trials' one number of epochs."""
+    if search.scheduler == "none":
+        return []
+    if "epochs" in search.space:
+        return ["search.scheduler: asha stops trials at rungs up to one number of epochs; it cannot search "
+                "epochs (give epochs in base)"]
+    epochs = base.get("epochs", TrainConfig.epochs)
+    if isinstance(epochs, int) and search.grace_period >= epochs:
+        return [f"search.grace_period: {search.grace_period} epochs is not less than the trials' {epochs}, so "
+                "asha would stop nothing; choose fewer (e.g. a tenth of the epochs)"]
+    return []
 
 
 def _metric_problems(search: SearchSpec, base: dict[str, Any]) -> list[str]:

@@ -42,7 +42,7 @@ class StudyStatus:
     counts: dict[str, int]  # trials per status, as stored
     revisions: dict[int, int]  # trials per algorithm revision
     total: int | None  # trials of the saved spec (a search: its n_trials); None without a saved spec
-    missing_total: int = 0  # of those, without a completed or failed row
+    missing_total: int = 0  # of those, without a row (completed, failed or stopped)
     with_checkpoints: int = 0  # of the missing, how many would resume from a checkpoint
     missing: list[Missing] = field(default_factory=list)  # the first few, in the spec's order
     failures: list[Failure] = field(default_factory=list)  # the latest few
@@ -69,7 +69,7 @@ def status(study: str | ParquetStore, show: int = 10, failures: int = 5) -> Stud
                          {int(k): int(v) for k, v in revision(trials).value_counts().sort_index().items()}, None)
     spec = listing(store)
     if spec is not None:  # started by `dst-study run`
-        finished = set(trials.loc[trials["status"].isin(["completed", "failed"]), "trial_id"])
+        finished = set(trials["trial_id"])  # every status is an end: a stopped trial is not run again
         missing = [(i, label) for i, label in spec.trials if i not in finished]
         found = store.folder.checkpoints({i for i, _ in missing})
         result.total = spec.total

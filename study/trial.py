@@ -241,7 +241,7 @@ def result_rows(trial: Trial, report: Mapping[str, Any] | None, *, status: str, 
                 ended_at: datetime | None = None, error: str | None = None) -> Rows:
     """The store's rows for a trial from its last report (None or partial for one that failed early)."""
     report = report or {}
-    history = [_from_json(m) for m in report.get("history", [])] if status == "completed" else []
+    history = [_from_json(m) for m in report.get("history", [])] if status in ("completed", "stopped") else []
     row = trial_row(trial, history, status=status, started_at=started_at, ended_at=ended_at, error=error,
                     report=report)
     if status == "failed" and report.get("epoch") is not None:

@@ -4,9 +4,9 @@ writes what they report to the store.
 Each trial is :func:`~study.runners.trainable.trainable` (a plain Tune function around
 :class:`study.trial.TrialRun`, in a module of its own so workers import little): it resumes from
 Tune's checkpoint on a retry (a raised error, a lost node) or from a checkpoint an earlier wave left
-(a killed driver), reports when it checkpoints, and sends its whole history with the last report.
-The driver's :class:`StoreWriter` callback writes each finished or failed trial to the result store:
-one writer, as trials finish.
+(a killed driver), reports when it checkpoints (every epoch under a search's early stopping), and
+sends its whole history with the last report. The driver's :class:`StoreWriter` callback writes
+each finished, failed or early-stopped trial to the result store: one writer, as trials finish.
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ from typing import Any, Sequence
 
 import ray
 from ray import tune
+from ray.tune.schedulers import ASHAScheduler
 
+from dst_core import TrainConfig
 
 from ..plugins import shippable
 from ..progress import Progress
@@ -28,17 +30,25 @@ from ..store import OutOfSpace, ParquetStore, WriteFailed, out_of_space
 from ..trial import Trial, result_rows, utc_now
 from .trainable import FAULT_ENV, trainable
 
-__all__ = ["FAULT_ENV", "StoreWriter", "describe_cluster", "run_search", "run_wave", "start_ray", "stop_ray",
+__all__ = ["EarlyStopping", "FAULT_ENV", "StoreWriter", "describe_cluster", "run_search", "run_wave", "start_ray", "stop_ray",
            "trainable"]
 
 
 class StoreWriter(tune.Callback):
     """Writes each trial to the store when it completes or finally fails, and tells ``progress``."""
 
-    def __init__(self, store: ParquetStore, progress: Progress, axes: Sequence[str] = ()):
+    def __init__(self, store: ParquetStore, progress: Progress, axes: Sequence[str] = (),
+                 scheduler: "EarlyStopping | None" = None):
         self.store, self.progress, self.axes = store, progress, list(axes)
         self.started: dict[str, Any] = {}
         self.checkpoints: dict[str, tune.Checkpoint] = {}  # trial -> its newest checkpoint
+        # a scheduler that stops trials early: their epochs as reported, for the row of a stopped trial
+        self.scheduler = scheduler
+        self.epochs: dict[str, dict[int, dict[str, Any]]] = {}
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        if self.scheduler is not None:  # a retry reports again from its checkpoint: an epoch's last report counts
+            self.epochs.setdefault(trial.trial_id, {})[int(result["epoch"])] = result
 
     def on_step_end(self, iteration, trials, **info):
         self.progress.update(running=sum(t.status == "RUNNING" for t in trials))
@@ -60,7 +70,11 @@ class StoreWriter(tune.Callback):
         report = trial.last_result or {}
         cell = Trial.from_tune(trial.config["trial"], self.axes, id=report.get("trial_id"))
         if status == "completed" and "history" not in report:
-            return  # stopped before its last epoch (Ctrl-C, SIGTERM): not done, its checkpoint stays
+            if self.scheduler is None or trial.trial_id not in self.scheduler.stopped:
+                return  # stopped before its last epoch (Ctrl-C, SIGTERM): not done, its checkpoint stays
+            status = "stopped"  # by the scheduler: its epochs so far are its result
+            epochs = self.epochs.pop(trial.trial_id, {})
+            report = {**report, "history": [epochs[e] for e in sorted(epochs)]}
         if status == "failed" and out_of_space(error or ""):
             # the trial's checkpoint could not be saved: the disk's fault, not the trial's. It is not
             # recorded as failed; the study stops and a resume continues it from its last checkpoint
@@ -87,9 +101,10 @@ class StoreWriter(tune.Callback):
                                          f"({type(again).__name__}: {again})"))
                 return
         row = rows[0][0]
-        if status == "completed":  # the closing table's metric, by its name: the paper's number with a validation set
+        if status in ("completed", "stopped"):  # the closing table's metric, by its name: the paper's number with a validation set
             metric = "final_test_accuracy" if row.get("test_accuracy_at_best_val") is None else "test_accuracy_at_best_val"
-            what = f"{metric} {row[metric]:.2%}"
+            what = f"{metric} {row[metric]:.2%}" + (f", stopped early at epoch {row['epochs_done']}"
+                                                    if status == "stopped" else "")
         else:
             what = "FAILED: " + (error or "").strip().splitlines()[-1]
         self.progress.finished(
@@ -170,19 +185,42 @@ def run_search(search, base: dict[str, Any], store: ParquetStore, *, n_trials: i
     # the searcher reads the trial's last report: final_<m> is that epoch's <m>, best_val_accuracy its own key
     searcher = OptunaSearch(metric=search.metric.removeprefix("final_"), mode=search.mode, seed=search.seed + done,
                             study_name=study_name, storage=optuna.storages.RDBStorage(f"sqlite:///{optuna_db}"))
+    # ASHA compares trials epoch by epoch (time_attr "epoch", up to the trials' epochs), so every
+    # epoch is reported to Tune, not only those that checkpoint
+    scheduler = None if search.scheduler == "none" else EarlyStopping(
+        time_attr="epoch", metric=searcher.metric, mode=search.mode,
+        max_t=base.get("epochs", TrainConfig.epochs), grace_period=search.grace_period,
+        reduction_factor=search.reduction_factor)
     tuner = tune.Tuner(
         tune.with_resources(tune.with_parameters(trainable, checkpoint_seconds=checkpoint_seconds,
-                                                 threads=_threads(cpu), plugins=list(plugins)),
+                                                 threads=_threads(cpu), plugins=list(plugins),
+                                                 every_epoch=scheduler is not None),
                             {"cpu": cpu, "gpu": gpu}),
         param_space={"trial": {**base, **space}},  # a sampled config: the worker gives it its id
-        tune_config=tune.TuneConfig(search_alg=searcher, num_samples=n_trials, max_concurrent_trials=concurrent,
-                                    reuse_actors=True, trial_dirname_creator=_dirname),
+        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=n_trials,
+                                    max_concurrent_trials=concurrent, reuse_actors=True,
+                                    trial_dirname_creator=_dirname),
         run_config=tune.RunConfig(
             name=wave, storage_path=tune_dir, verbose=0,
             failure_config=tune.FailureConfig(max_failures=retries),
-            callbacks=[StoreWriter(store, progress, axes)]),
+            callbacks=[StoreWriter(store, progress, axes, scheduler)]),
     )
     _fit(tuner)
+
+
+class EarlyStopping(ASHAScheduler):
+    """Ray Tune's ASHA, remembering which trials it stopped: Tune ends those as it ends finished
+    ones, and the store must tell a trial stopped early from one that ran all its epochs."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.stopped: set[str] = set()
+
+    def on_trial_result(self, tune_controller, trial, result):
+        decision = super().on_trial_result(tune_controller, trial, result)
+        if decision == self.STOP:
+            self.stopped.add(trial.trial_id)
+        return decision
 
 
 def _slots(cpu: float, gpu: float) -> int:

@@ -26,7 +26,8 @@ FAULT_ENV = "DST_STUDY_FAULT_FILE"
 
 
 def trainable(config: dict[str, Any], resume_from: dict[str, str] | None = None,
-              checkpoint_seconds: float = 0.0, threads: int = 1, plugins: list[str] | None = None) -> None:
+              checkpoint_seconds: float = 0.0, threads: int = 1, plugins: list[str] | None = None,
+              every_epoch: bool = False) -> None:
     """One trial under Tune: ``config["trial"]`` is a :class:`~study.trial.Trial` as it crosses Tune
     (a search's: its sampled config alone); ``resume_from`` maps trial ids to checkpoints that
     earlier waves left behind.
@@ -40,7 +41,8 @@ def trainable(config: dict[str, Any], resume_from: dict[str, str] | None = None,
     ``OMP_NUM_THREADS`` Ray gives an actor: a worker that imported torch before (:func:`warm_up`)
     would otherwise keep a thread per core and oversubscribe the machine.
 
-    ``plugins`` are imported first (Ray's runtime environment put them on the worker's path), so a
+    ``every_epoch`` reports the epochs that do not checkpoint too (a search's early stopping
+    compares trials at every epoch). ``plugins`` are imported first (Ray's runtime environment put them on the worker's path), so a
     config naming a plugin's component builds.
     """
     import torch
@@ -61,6 +63,8 @@ def trainable(config: dict[str, Any], resume_from: dict[str, str] | None = None,
             _maybe_fail(trial, report["epoch"])
             if checkpointed:
                 tune.report(report, checkpoint=tune.Checkpoint.from_directory(str(work)))
+            elif every_epoch:  # a scheduler compares trials at every epoch
+                tune.report(report)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

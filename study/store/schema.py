@@ -29,7 +29,7 @@ __all__ = ["CONFIG_COLUMNS", "HISTORY", "JACCARD", "METRICS", "SCHEMA_VERSION", 
            "TABLES", "TRIALS", "revision", "revision_where"]
 
 SCHEMA_VERSION = "1"
-STATUSES = ("completed", "failed")  # a trial has a row once it has ended
+STATUSES = ("completed", "failed", "stopped")  # a trial has a row once it has ended (stopped: early, by ASHA)
 UNRECORDED_REVISION = 1  # rows written before algorithm_revision was recorded
 
 
