@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import numbers
 import zlib
 from pathlib import Path
 from typing import Callable
@@ -118,7 +119,7 @@ def _facets(trials: pd.DataFrame, exclude: tuple[str, ...]) -> list[dict]:
     """One dict of axis values per panel: every varying axis but ``exclude`` (and the criterion)."""
     axes = [a for a in varying_axes(trials) if a not in (*exclude, "criterion")]
     dst = trials[trials["kind"] == "dst"]
-    values = [sorted(dst[a].dropna().unique(), key=str) for a in axes]
+    values = [sorted(dst[a].dropna().unique(), key=_in_order) for a in axes]
     return [dict(zip(axes, combo)) for combo in itertools.product(*values)]
 
 
@@ -130,6 +131,12 @@ def _select(trials: pd.DataFrame, facet: dict) -> pd.DataFrame:
         spans = trials["kind"].map(lambda kind: kind != "dst" and axis in SPANS[kind])
         keep &= (trials[axis] == value) | spans
     return trials[keep]
+
+
+def _in_order(value) -> tuple:
+    """Numbers by value (update period 25 before 100), then anything else by its text."""
+    number = isinstance(value, numbers.Real) and not isinstance(value, bool)  # numpy's numbers too
+    return (not number, value if number else 0, str(value))
 
 
 def _title(facet: dict) -> str:

@@ -91,7 +91,8 @@ def test_density_figure_a_line_per_criterion_static_as_a_line_dense_as_a_referen
     fig = draw("density")
     assert fig.get_suptitle() == "final_test_accuracy vs density (mean ± std over seeds)"
     panels = _panels(fig)  # one per growth x update period; density is the x axis
-    assert set(panels) == {f"growth = {g}, update_period = {p}" for g in GROWTHS for p in PERIODS}
+    # in order, numbers by value: update period 50 before 200
+    assert list(panels) == [f"growth = {g}, update_period = {p}" for g in GROWTHS for p in PERIODS]
     dense = _mean([_accuracy("dense", None, None, 1.0, None, s) for s in SEEDS])
     for (growth, period), ax in ((k, panels[f"growth = {k[0]}, update_period = {k[1]}"])
                                  for k in itertools.product(GROWTHS, PERIODS)):
