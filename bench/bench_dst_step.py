@@ -62,7 +62,7 @@ from dst_core.masks import MaskSet, sparsifiable
 from dst_core.models import build_model
 from dst_core.schedules import UpdateSchedule, drop_schedule
 from dst_core.topology import TopologyUpdater, derive_generator, n_drop, plan_update
-from dst_core.trainer import _MASK_INIT  # the mask-init stream id Trainer uses
+from dst_core.sparse_training import _MASK_INIT  # the mask-init stream id Trainer uses
 
 MODEL, INPUT_SHAPE, NUM_CLASSES, BATCH = "mlp_cifar10", (3, 32, 32), 10, 128
 DENSITY, INIT, ERK_POWER, DROP_FRACTION, SEED = 0.1, "erk", 1.0, 0.5, 0

@@ -19,7 +19,9 @@ ITOP rate      fraction of all sparsified weights that were ever active
 plugin         a user's module registering components with register_criterion, register_growth,
                register_schedule, register_model, register_dataset (metadata checked at once)
 
-Nothing here imports Ray, pandas or the ``study`` package: a run is ``train(config)``. Importing
+Nothing here imports Ray, pandas or the ``study`` package: a run is ``train(config)``, or a loop of
+one's own with ``sparse = attach(model, optimizer, total_steps=T, **settings)`` and ``sparse.step()``
+after each ``optimizer.step()`` (:mod:`dst_core.sparse_training`). Importing
 the package (its config, errors and summary) loads no torch; the rest loads on first use.
 """
 
@@ -38,8 +40,8 @@ _LAZY = {
     "layer_counts": "density", "layer_densities": "density", "GROWTH": "growth", "select_grow": "growth",
     "MaskSet": "masks", "n_active": "masks", "select_top": "masks", "sparsifiable": "masks", "MODELS": "models",
     "build_model": "models", "SCHEDULES": "schedules", "UpdateSchedule": "schedules",
-    "drop_schedule": "schedules", "TopologyUpdater": "topology", "drop_and_grow": "topology",
-    "Trainer": "trainer", "train": "trainer",
+    "drop_schedule": "schedules", "SparseTraining": "sparse_training", "attach": "sparse_training",
+    "TopologyUpdater": "topology", "drop_and_grow": "topology", "Trainer": "trainer", "train": "trainer",
 }
 
 
@@ -73,9 +75,9 @@ __version__ = "0.1.0"
 __all__ = [
     "ALGORITHM_REVISION", "CRITERIA", "DATASETS", "DENSITY", "GROWTH", "MODELS", "SCHEDULES",
     "CheckpointMismatchError", "ConfigError", "DataBundle", "DatasetNotFoundError", "Diverged", "DstError",
-    "EpochMetrics", "Interrupted", "MaskSet", "Summary", "TopologyUpdater", "TrainConfig", "Trainer",
-    "UnknownNameError", "UpdateSchedule", "build_model", "drop_and_grow", "drop_schedule", "jaccard", "layer_counts",
-    "layer_densities", "load_dataset", "n_active", "register_criterion", "register_dataset", "register_density",
-    "register_growth", "register_model", "register_schedule", "removal_overlap", "select_grow", "select_prune",
-    "select_top", "sparsifiable", "summarise", "train",
+    "EpochMetrics", "Interrupted", "MaskSet", "SparseTraining", "Summary", "TopologyUpdater", "TrainConfig",
+    "Trainer", "UnknownNameError", "UpdateSchedule", "attach", "build_model", "drop_and_grow", "drop_schedule",
+    "jaccard", "layer_counts", "layer_densities", "load_dataset", "n_active", "register_criterion",
+    "register_dataset", "register_density", "register_growth", "register_model", "register_schedule",
+    "removal_overlap", "select_grow", "select_prune", "select_top", "sparsifiable", "summarise", "train",
 ]

@@ -1,7 +1,7 @@
 """Checkpoints: one dict of named parts, written atomically (temporary file, then rename).
 
 A checkpoint holds the run's identity (its config without run-only fields), its position
-(epoch, batch within the epoch, optimizer step), model, optimizer, masks and updater state, RNG
+(epoch, batch within the epoch, optimizer step), model, optimizer, masks and update count, RNG
 states, the running sums of a partial epoch and the metrics so far. Loading one for a different
 config raises :class:`~dst_core.errors.CheckpointMismatchError` listing the differing fields.
 
@@ -27,7 +27,9 @@ if TYPE_CHECKING:
 __all__ = ["FILENAME", "FORMAT", "check_identity", "load", "save"]
 
 FILENAME = "checkpoint.pt"
-FORMAT = 2  # bump when the layout changes; load() refuses newer formats. 2: weights_only-safe RNG state
+# Bump when the layout changes; load() refuses newer formats. 2: weights_only-safe RNG state. 3: the
+# masks and step count under "sparse" (SparseTraining.state_dict), for static runs too, not "updater"
+FORMAT = 3
 
 
 def save(path: str | os.PathLike, state: Mapping[str, Any]) -> None:

@@ -18,7 +18,7 @@ from .errors import ConfigError
 from .registry import Registry, did_you_mean
 
 __all__ = ["ADDED_FIELDS", "ALGORITHM_REVISION", "GROWN_MOMENTUM", "KINDS", "OPTIMIZERS", "RUN_ONLY_FIELDS",
-           "SCOPES", "TrainConfig", "UNUSED_BY_KIND", "UNUSED_BY_OPTIMIZER", "UPDATE_ORDERS"]
+           "SCOPES", "SPARSITY_FIELDS", "TrainConfig", "UNUSED_BY_KIND", "UNUSED_BY_OPTIMIZER", "UPDATE_ORDERS"]
 
 # The choices of the fields that no registry holds (see dst_core.topology for their meaning)
 SCOPES = ("global", "local")
@@ -43,6 +43,8 @@ RUN_ONLY_FIELDS = ("data_root", "device", "eval_batch_size", "jaccard_every")
 KINDS = ("dst", "static", "dense")
 _TOPOLOGY_FIELDS = ("criterion", "criterion_params", "growth", "schedule", "drop_fraction", "eta_min",
                     "update_period", "stop_fraction", "scope", "update_order", "grown_momentum")
+# What dst_core.attach takes: the fields that shape masks and updates, not the data, model or optimizer
+SPARSITY_FIELDS = ("density", "init", "erk_power", "static", "seed") + _TOPOLOGY_FIELDS
 UNUSED_BY_KIND = {"dst": (), "static": _TOPOLOGY_FIELDS,
                   "dense": _TOPOLOGY_FIELDS + ("init", "erk_power", "static")}
 # Every kind trains with its optimizer, which reads only its own hyper-parameters: the others stay

@@ -13,7 +13,9 @@ on the same device: data order, augmentation and mask draws use generators deriv
 
 One iteration: forward, backward, optimizer step, masks re-applied so masked weights are exactly
 0; at scheduled steps the topology update runs on this minibatch's gradient, before the optimizer
-step or after the mask (``update_order``, see :mod:`dst_core.topology`). After each epoch the model
+step or after the mask (``update_order``, see :mod:`dst_core.topology`). The masks and updates are
+a :class:`~dst_core.sparse_training.SparseTraining`, what :func:`dst_core.attach` gives a loop of
+one's own, so such a loop can repeat a run of this trainer bit for bit. After each epoch the model
 is evaluated on the held-out validation images (``val_fraction``) and on the test set;
 :func:`dst_core.summary.summarise` picks the epoch a run reports.
 """
@@ -35,18 +37,17 @@ from .analytics import removal_overlap
 from .config import ALGORITHM_REVISION, TrainConfig
 from .criteria import CRITERIA
 from .data import load_dataset
-from .density import layer_counts
 from .errors import ConfigError, Diverged, DstError, DstWarning, Interrupted
 from .masks import MaskSet, sparsifiable
 from .models import build_model
-from .schedules import UpdateSchedule, drop_schedule
+from .sparse_training import SparseTraining, never_updates
 from .summary import EpochMetrics
 from .topology import TopologyUpdater, derive_generator, resolve_order
 
 __all__ = ["Diverged", "Interrupted", "Trainer", "n_kept_for_training", "resolve_device", "static_reason", "train"]
 
-# stream ids for derive_generator, so no two kinds of draw share a generator
-_MASK_INIT, _DATA_ORDER, _AUGMENT = -2, -3, -4
+# stream ids for derive_generator, so no two kinds of draw share a generator (-2: the first masks)
+_DATA_ORDER, _AUGMENT = -3, -4
 
 
 def resolve_device(name: str) -> torch.device:
@@ -67,36 +68,12 @@ def n_kept_for_training(n: int, val_fraction: float) -> int:
     return kept
 
 
-def _check_counts(counts: Mapping[str, int], shapes: Mapping[str, tuple[int, ...]], cfg: TrainConfig) -> None:
-    """A layer without a single active weight cuts the network: refuse the density up front."""
-    empty = [n for n, c in counts.items() if c == 0]
-    if not empty:
-        return
-    low, high = cfg.density, 1.0  # the lowest density that leaves every layer a weight, by bisection
-    for _ in range(40):
-        mid = (low + high) / 2
-        if all(layer_counts(shapes, mid, cfg.init, cfg.erk_power).values()):
-            high = mid
-        else:
-            low = mid
-    raise ConfigError(f"density: got {cfg.density:g}; under {cfg.init} layer {empty[0]} {shapes[empty[0]]} would "
-                      f"get no active weight ({len(empty)} layer{'s' if len(empty) > 1 else ''} in all); expected "
-                      f"at least {high:.3g} for this model")
-
-
 def static_reason(cfg: TrainConfig, train_examples: int) -> str | None:
     """Why a DST run of ``cfg`` on ``train_examples`` training examples (before the validation split)
     would never change its mask, or None. The trainer warns with it, and a study names such cells
     before any trial runs (a data set registers its ``train_size`` for that)."""
     steps = math.ceil(n_kept_for_training(train_examples, cfg.val_fraction) / cfg.batch_size)
-    stop = math.floor(cfg.stop_fraction * cfg.epochs * steps)
-    if cfg.update_period >= stop:
-        return (f"update_period {cfg.update_period} >= the {stop} steps in which updates may happen "
-                f"({cfg.epochs} epochs x {steps} steps, stop_fraction {cfg.stop_fraction:g}): no topology update "
-                f"will happen, the run is static")
-    if cfg.drop_fraction == 0 and (cfg.schedule == "constant" or cfg.eta_min == 0):
-        return "drop_fraction 0: every topology update removes nothing, the run is static"
-    return None
+    return never_updates(cfg, cfg.epochs * steps, f"{cfg.epochs} epochs x {steps} steps")
 
 
 def _warn_if_static(cfg: TrainConfig, train_examples: int) -> None:
@@ -115,8 +92,8 @@ def _loss_and_correct(out: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor,
 
 
 def _optimizer(cfg: TrainConfig, params: Iterator[torch.nn.Parameter]) -> torch.optim.Optimizer:
-    """``cfg.optimizer`` over all parameters. Masked weights are not the optimizer's business: the
-    trainer multiplies them back to 0 after every step (Adam moves a weight whose gradient is 0, and
+    """``cfg.optimizer`` over all parameters. Masked weights are not the optimizer's business: a
+    hook multiplies them back to 0 after every step (Adam moves a weight whose gradient is 0, and
     AdamW's decay scales it, so the step alone would not keep them 0)."""
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
@@ -142,22 +119,12 @@ class Trainer:
         self.optimizer = _optimizer(cfg, self.model.parameters())
         self.steps_per_epoch = math.ceil(len(self.train_y) / cfg.batch_size)
         self.total_steps = cfg.epochs * self.steps_per_epoch
+        # masks and updates, kept by hooks on the optimizer (none for a dense run)
+        self.sparse = None if cfg.is_dense else SparseTraining(self.model, self.optimizer, cfg, self.total_steps)
         self.params = sparsifiable(self.model)
-        self.masks: MaskSet | None = None
-        self.updater: TopologyUpdater | None = None
-        if not cfg.is_dense:
-            shapes = {n: tuple(p.shape) for n, p in self.params.items()}
-            counts = layer_counts(shapes, cfg.density, cfg.init, cfg.erk_power)
-            _check_counts(counts, shapes, cfg)
-            gen = derive_generator(cfg.seed, 0, _MASK_INIT, self.device)
-            self.masks = MaskSet.from_counts(self.params, counts, gen)
-            self.masks.apply_(self.params)
+        self.masks: MaskSet | None = self.sparse.masks if self.sparse else None
+        self.updater: TopologyUpdater | None = self.sparse.updater if self.sparse else None
         if cfg.kind == "dst":
-            self.updater = TopologyUpdater(
-                self.params, self.masks, self.optimizer, cfg.criterion, cfg.growth,
-                drop_schedule(cfg.schedule, cfg.drop_fraction, self.total_steps, cfg.eta_min),
-                UpdateSchedule(cfg.update_period, math.floor(cfg.stop_fraction * self.total_steps)),
-                cfg.scope, cfg.seed, cfg.criterion_params, cfg.grown_momentum)
             _warn_if_static(cfg, len(self.data.train_y))
         self.update_order = resolve_order(cfg.update_order, cfg.criterion)
         # position and progress (all in the checkpoint)
@@ -269,25 +236,16 @@ class Trainer:
         loss, correct = _loss_and_correct(self.model(x), y)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if self.update_order == "before_step":
-            self._maybe_update()
-        self.optimizer.step()
-        if self.masks is not None:
-            self.masks.apply_(self.params)
+        self.optimizer.step()  # a before_step update just before, the masks re-applied after (hooks)
         self.step += 1
-        if self.update_order == "after_step":
-            self._maybe_update()
         run = self._running
+        stats = self.sparse.step() if self.sparse is not None else None  # count; a due after_step update
+        if stats is not None:
+            run["n_updates"] += 1
+            run["update_seconds"] += stats.seconds
         run["loss_sum"] += loss.detach().double() * len(y)  # stays on the device: no sync per step
         run["correct"] += correct
         run["count"] += len(y)
-
-    def _maybe_update(self) -> None:
-        """The topology update due after ``self.step`` optimizer steps, if any."""
-        stats = self.updater.maybe_update(self.step) if self.updater is not None else None
-        if stats is not None:
-            self._running["n_updates"] += 1
-            self._running["update_seconds"] += stats.seconds
 
     def _zero_running(self) -> dict[str, Any]:
         zero = lambda dtype: torch.zeros((), dtype=dtype, device=self.device)  # noqa: E731
@@ -318,7 +276,7 @@ class Trainer:
             "position": {"epoch": self.epoch, "batch": self.batch, "step": self.step},
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
-            "updater": self.updater.state_dict() if self.updater else None,
+            "sparse": self.sparse.state_dict() if self.sparse else None,
             "rng": rng.capture(),
             "running": self._running,
             "history": self.history,
@@ -329,8 +287,11 @@ class Trainer:
         self.epoch, self.batch, self.step = pos["epoch"], pos["batch"], pos["step"]
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
-        if self.updater is not None:
-            self.updater.load_state_dict(state["updater"])
+        if self.sparse is not None:
+            sparse = state.get("sparse")
+            if sparse is None:  # format 2: no step count; the masks under "updater", of DST runs only
+                sparse = {**(state["updater"] or self.sparse.state_dict()), "step": self.step}
+            self.sparse.load_state_dict(sparse)
         rng.restore(state["rng"])
         self._running = {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in state["running"].items()}
         self.history = list(state["history"])

@@ -99,6 +99,29 @@ def test_resume_is_bit_identical(tmp_path, criterion, growth, order, momentum, o
     assert all(torch.equal(a[i][k], b[i][k]) for i in a for k in a[i])
 
 
+@pytest.mark.parametrize("static", [False, True])
+@pytest.mark.parametrize("layout", ["current", "format 2"])
+def test_static_and_dst_runs_resume_from_either_checkpoint_layout(tmp_path, static, layout):
+    cfg = TrainConfig(density=0.2, static=static, **dict(FAST, epochs=2))
+    full = Trainer(cfg)
+    list(full.epochs())
+    for _ in train(cfg, checkpoint_dir=tmp_path):
+        break
+    path = tmp_path / checkpoint.FILENAME
+    if layout == "format 2":  # as written before attach: no step count; masks under "updater", of DST runs only
+        state = checkpoint.load(path)
+        sparse = state.pop("sparse")
+        state.update(format=2, updater=None if static else {"n_updates": sparse["n_updates"], "masks": sparse["masks"]})
+        torch.save(state, path)
+    resumed = Trainer(cfg, checkpoint_dir=tmp_path)
+    assert resumed.resumed_from == 1 and resumed.sparse.steps == resumed.step == 15
+    list(resumed.epochs())
+    assert _strip(resumed.history) == _strip(full.history)
+    for name, value in full.model.state_dict().items():
+        assert torch.equal(value, resumed.model.state_dict()[name]), name
+    assert all(torch.equal(full.masks[n], resumed.masks[n]) for n in full.masks)
+
+
 def test_interrupt_mid_epoch_then_resume_is_bit_identical(tmp_path):
     cfg = TrainConfig(density=0.1, criterion="magnitude", growth="gradient", **dict(FAST, epochs=2))
     full = Trainer(cfg)
@@ -207,9 +230,8 @@ def test_lr_schedule_and_metrics_fields():
 ])
 def test_update_order_places_the_update_around_the_optimizer_step(criterion, order, expected):
     t = Trainer(TrainConfig(density=0.2, criterion=criterion, growth="gradient", update_order=order, **FAST))
-    events = []
-    step, update = t.optimizer.step, t.updater.update
-    t.optimizer.step = lambda *a, **k: (events.append("step"), step(*a, **k))[1]
+    events, update = [], t.updater.update
+    t.optimizer.register_step_post_hook(lambda *_: events.append("step"))  # once the weights have moved
     t.updater.update = lambda s: (events.append(f"update@{s}"), update(s))[1]
     for b in range(9):
         t._train_step(t.train_x[b * 256:(b + 1) * 256], t.train_y[b * 256:(b + 1) * 256])

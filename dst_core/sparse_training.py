@@ -1,0 +1,195 @@
+"""DST in any training loop: :func:`attach` masks a model's weights and updates their topology.
+
+::
+
+    sparse = attach(model, optimizer, total_steps=steps, density=0.1, criterion="snip", growth="gradient")
+    for x, y in batches:
+        optimizer.zero_grad()
+        loss_fn(model(x), y).backward()
+        optimizer.step()  # hooks: a before_step update first, the masks re-applied after
+        sparse.step()     # counts the step; an after_step update here
+
+The settings are :class:`~dst_core.config.TrainConfig`'s fields of the same names and defaults
+(:data:`~dst_core.config.SPARSITY_FIELDS`), and ``total_steps`` the optimizer steps of the run (the
+schedules' :math:`T`). What must happen inside an optimizer step happens in hooks on the optimizer
+(``register_step_pre_hook`` / ``register_step_post_hook``): an update of ``update_order``
+``before_step`` runs just before the step, on this minibatch's gradients, and the masks are
+multiplied back after it, so masked weights are exactly 0 after every step whatever the optimizer
+does. :meth:`SparseTraining.step` then counts the step and runs an ``after_step`` update. The
+trainer runs its iterations with this same object, so a loop like the one above, with the
+trainer's seeding, data order and optimizer, ends with bit-identical weights and masks.
+
+Mixed precision: ``scaler.step(optimizer)`` unscales the gradients before it calls
+``optimizer.step()``, so both orders score unscaled gradients; call ``sparse.step()`` after it. A
+step the scaler skips (inf gradients) never reaches the hooks and is not counted. A fused optimizer
+(``fused=True``) unscales inside its step: under it a ``before_step`` update that reads gradients
+needs ``scaler.unscale_(optimizer)`` before ``scaler.step(optimizer)``, and says so if it is missing.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from .config import SPARSITY_FIELDS, TrainConfig
+from .density import layer_counts
+from .errors import ConfigError, DstError, DstWarning
+from .masks import MaskSet, sparsifiable
+from .registry import did_you_mean
+from .schedules import UpdateSchedule, drop_schedule
+from .topology import TopologyUpdater, UpdateStats, derive_generator, resolve_order
+
+__all__ = ["SparseTraining", "attach", "never_updates"]
+
+_MASK_INIT = -2  # derive_generator stream of the first masks (the trainer's data streams are -3 and -4)
+
+
+def attach(model: nn.Module, optimizer: torch.optim.Optimizer, *, total_steps: int,
+           **settings: Any) -> SparseTraining:
+    """Sparse training of ``model``'s Linear and Conv weights under ``optimizer`` (module docstring).
+
+    ``settings``: any of density, init, erk_power, static, criterion, criterion_params, growth,
+    schedule, drop_fraction, eta_min, update_period, stop_fraction, scope, update_order,
+    grown_momentum, seed, with :class:`~dst_core.config.TrainConfig`'s defaults and checks. Attach
+    after the model is on its device; the first masks are applied at once.
+    """
+    for key in settings:
+        if key not in SPARSITY_FIELDS:
+            raise ConfigError(f"attach: unknown setting {key!r}{did_you_mean(key, SPARSITY_FIELDS)} "
+                              f"(settings: {', '.join(sorted(SPARSITY_FIELDS))})")
+    config = TrainConfig(**settings)
+    sparse = SparseTraining(model, optimizer, config, total_steps)
+    reason = config.kind == "dst" and never_updates(config, total_steps)
+    if reason:
+        warnings.warn(reason, DstWarning, stacklevel=2)
+    return sparse
+
+
+def never_updates(config: TrainConfig, total_steps: int, steps_text: str = "") -> str | None:
+    """Why a DST run of ``config`` over ``total_steps`` optimizer steps would never change its mask, or None."""
+    stop = math.floor(config.stop_fraction * total_steps)
+    if config.update_period >= stop:
+        return (f"update_period {config.update_period} >= the {stop} steps in which updates may happen "
+                f"({steps_text or f'{total_steps} steps'}, stop_fraction {config.stop_fraction:g}): no topology "
+                "update will happen, the run is static")
+    if config.drop_fraction == 0 and (config.schedule == "constant" or config.eta_min == 0):
+        return "drop_fraction 0: every topology update removes nothing, the run is static"
+    return None
+
+
+def _check_counts(counts: Mapping[str, int], shapes: Mapping[str, tuple[int, ...]], cfg: TrainConfig) -> None:
+    """A layer without a single active weight cuts the network: refuse the density up front."""
+    empty = [n for n, c in counts.items() if c == 0]
+    if not empty:
+        return
+    low, high = cfg.density, 1.0  # the lowest density that leaves every layer a weight, by bisection
+    for _ in range(40):
+        mid = (low + high) / 2
+        if all(layer_counts(shapes, mid, cfg.init, cfg.erk_power).values()):
+            high = mid
+        else:
+            low = mid
+    raise ConfigError(f"density: got {cfg.density:g}; under {cfg.init} layer {empty[0]} {shapes[empty[0]]} would "
+                      f"get no active weight ({len(empty)} layer{'s' if len(empty) > 1 else ''} in all); expected "
+                      f"at least {high:.3g} for this model")
+
+
+def _skips(optimizer: torch.optim.Optimizer) -> bool:
+    """Whether a fused optimizer under a GradScaler is called on inf gradients, and so skips itself."""
+    found_inf = getattr(optimizer, "found_inf", None)
+    return found_inf is not None and bool(found_inf)
+
+
+class SparseTraining:
+    """The masks of a model's sparsified weights, kept through its optimizer's steps, and their updater.
+
+    ``masks`` is the :class:`~dst_core.masks.MaskSet`, ``updater`` the
+    :class:`~dst_core.topology.TopologyUpdater` (None for static and dense settings), ``steps`` the
+    optimizer steps counted so far. Made by :func:`attach` or, from a checked config, by the trainer.
+    """
+
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, config: TrainConfig, total_steps: int):
+        if isinstance(total_steps, bool) or not isinstance(total_steps, int) or total_steps < 1:
+            raise ConfigError(f"total_steps: got {total_steps!r}; expected the run's optimizer steps, an integer >= 1")
+        self.params = sparsifiable(model)
+        if not self.params:
+            raise ConfigError(f"attach: {type(model).__name__} has no Linear or Conv weight to sparsify")
+        shapes = {n: tuple(p.shape) for n, p in self.params.items()}
+        counts = layer_counts(shapes, config.density, config.init, config.erk_power)
+        _check_counts(counts, shapes, config)
+        device = next(iter(self.params.values())).device
+        self.masks = MaskSet.from_counts(self.params, counts, derive_generator(config.seed, 0, _MASK_INIT, device))
+        self.masks.apply_(self.params)
+        self.updater: TopologyUpdater | None = None
+        if config.kind == "dst":
+            self.updater = TopologyUpdater(
+                self.params, self.masks, optimizer, config.criterion, config.growth,
+                drop_schedule(config.schedule, config.drop_fraction, total_steps, config.eta_min),
+                UpdateSchedule(config.update_period, math.floor(config.stop_fraction * total_steps)),
+                config.scope, config.seed, config.criterion_params, config.grown_momentum)
+        self.update_order = resolve_order(config.update_order, config.criterion)
+        self.steps = 0  # optimizer steps counted by step()
+        self._stepped = False  # the optimizer stepped since the last step()
+        self._stats: UpdateStats | None = None  # the update of this iteration, if any
+        self._hooks = [optimizer.register_step_pre_hook(self._before_step),
+                       optimizer.register_step_post_hook(self._after_step)]
+
+    def step(self) -> UpdateStats | None:
+        """Call once after each ``optimizer.step()``: counts it and runs a due ``after_step`` update.
+
+        Returns the statistics of the update this iteration made (before or after the optimizer
+        step), or None. Without an optimizer step since the last call (a GradScaler skipped it) it
+        does nothing.
+        """
+        if not self._stepped:
+            return None
+        self._stepped = False
+        self.steps += 1
+        if self.update_order == "after_step":
+            self._maybe_update()
+        stats, self._stats = self._stats, None
+        return stats
+
+    def _maybe_update(self) -> None:
+        if self.updater is not None:
+            self._stats = self.updater.maybe_update(self.steps)
+
+    def _before_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        if self._stepped:
+            raise DstError("attach: optimizer.step() ran again without sparse.step() after the last one; call "
+                           "sparse.step() once after every optimizer step")
+        if self.update_order != "before_step" or _skips(optimizer):
+            return
+        if getattr(optimizer, "grad_scale", None) is not None and self.updater and self.updater.needs_grad:
+            raise DstError(f"attach: {type(optimizer).__name__} unscales the gradients inside its step (fused), "
+                           f"after {self.updater.criterion}/{self.updater.growth} would score them; call "
+                           "scaler.unscale_(optimizer) before scaler.step(optimizer)")
+        self._maybe_update()
+
+    def _after_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        if not _skips(optimizer):
+            self.masks.apply_(self.params)
+            self._stepped = True
+
+    def detach(self) -> None:
+        """Remove the optimizer hooks: its steps no longer re-apply the masks nor update them."""
+        for handle in self._hooks:
+            handle.remove()
+        self._hooks = []
+
+    def state_dict(self) -> dict[str, Any]:
+        """The step count, updates done and masks (with the ever-active record): save it with the
+        model's and the optimizer's, after ``step()``."""
+        return {"step": self.steps, "n_updates": self.updater.n_updates if self.updater else 0,
+                "masks": self.masks.state_dict()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.steps = int(state["step"])
+        self.masks.load_state_dict(state["masks"])
+        if self.updater is not None:
+            self.updater.n_updates = int(state.get("n_updates", 0))
+        self._stepped, self._stats = False, None
