@@ -123,7 +123,8 @@ class Studies:
         results = [c for c in SUMMARY_COLUMNS if c in frame and not c.endswith("_seconds")]
         owner = self.owners()
         for tid, rows in frame[frame["trial_id"].duplicated(keep=False)].groupby("trial_id", sort=True):
-            if results and len(rows[results].astype("float64").drop_duplicates()) > 1:
+            # a column one row lacks (written before it existed: n_updates) is unknown there, not different
+            if any(rows[c].dropna().astype("float64").nunique() > 1 for c in results):
                 where = " and ".join(str(self.stores[i].root) for i in rows["__study"])
                 warning = f"trial {tid} is in {where} with different results; {self.stores[owner[tid]].root}'s is used"
                 if warning not in self.warnings:

@@ -80,3 +80,28 @@ def test_studies_read_as_one_take_each_trials_rows_from_the_first_study_that_com
     assert studies.warnings == [f"trial {Trial.of(TrainConfig(criterion='magnitude', density=0.1)).id} is in "
                                 f"{a.root} and {b.root} with different results; {b.root}'s is used"]
     assert len(Studies([a]).query("trials")) == 2 and Studies([a]).root == str(a.root)
+
+
+def test_a_column_an_older_row_lacks_is_no_clash_between_studies(tmp_path):
+    """A row written before a column existed (n_updates) holds null there: unknown, not different."""
+    from datetime import datetime, timezone
+
+    from dst_core import TrainConfig
+    from study.queries import Studies
+    from study.trial import Trial, trial_row
+
+    trial = Trial.of(TrainConfig(static=True, density=0.1))
+    history = [{"epoch": 1, "step": 1, "lr": 0.1, "train_loss": 1.0, "train_accuracy": 0.5, "test_loss": 1.0,
+                "test_accuracy": 0.3, "density": 0.1, "drop_fraction": 0.0, "itop_rate": 0.1, "n_updates": 0,
+                "update_seconds": 0.0, "epoch_seconds": 0.1}]
+    stores = []
+    for name, n_updates in (("old", None), ("new", 0), ("other", 2)):
+        store = ParquetStore(str(tmp_path / name))
+        row = trial_row(trial, history, status="completed", started_at=datetime.now(timezone.utc))
+        store.append([{**row, "n_updates": n_updates}])
+        stores.append(store)
+    studies = Studies(stores[:2])
+    assert len(studies.query("trials")) == 1 and studies.warnings == []
+    studies = Studies(stores)
+    studies.query("trials")
+    assert len(studies.warnings) == 1 and "with different results" in studies.warnings[0]
