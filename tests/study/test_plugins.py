@@ -40,6 +40,13 @@ Path({marker!r}).open("a").write(f"{{os.getpid()}} {{__file__}}\\n")
 @dst_core.register_criterion("{name}", needs_grad=False, paper_order="after_step", description="|w|")
 def score(w, g, mask, generator=None):
     return w.abs()
+
+
+@dst_core.register_model("{name}_mlp", description="in-32-out")
+def mlp(input_shape, num_classes):
+    from math import prod
+    from torch import nn
+    return nn.Sequential(nn.Flatten(), nn.Linear(prod(input_shape), 32), nn.ReLU(), nn.Linear(32, num_classes))
 '''
 
 MODELS = '''
@@ -240,12 +247,13 @@ def test_workers_on_every_node_import_a_plugin_only_the_driver_has(tmp_path, mon
         cluster.add_node(num_cpus=1)
         cluster.wait_for_nodes()
         spec = parse({"name": "m", "storage": str(tmp_path), "plugins": [name], "checkpoint_seconds": 0,
-                      "base": {"epochs": 1, "device": "cpu", "criterion": name},
+                      "base": {"epochs": 1, "device": "cpu", "criterion": name, "model": f"{name}_mlp"},
                       "grid": {"seed": [0, 1]}}, plugins=[])
         run(plan(spec), address=cluster.address, log=lambda line: None)
         trials = ParquetStore(str(tmp_path / "m")).read("trials")
         assert list(trials["status"]) == ["completed", "completed"], trials["error"].tolist()
-        assert {json.loads(p)[0]["module"] for p in trials["plugins"]} == {name}
+        assert set(trials["model"]) == {f"{name}_mlp"}  # its criterion and its model: one module, one entry
+        assert [[e["module"] for e in json.loads(p)] for p in trials["plugins"]] == [[name], [name]]
         imports = [line.split(" ", 1) for line in marker.read_text().splitlines()]
         workers = [path for _, path in imports if not path.startswith(str(own))]
         assert workers and all("runtime_resources" in path for path in workers), imports  # shipped copies
