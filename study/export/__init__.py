@@ -34,19 +34,16 @@ EXTRA = "pip install 'dst-study[export]'"
 
 @dataclass
 class Exported:
-    """What an export did: the study's trials at its last pass, of which it added (new to the tool) and
-    updated (a changed row); the rest the tool held already as stored."""
+    """What an export did: runs it added (a trial new to the tool) and updated (a trial whose row
+    changed: a failed trial run again), and how many of the study's trials it left as the tool held them."""
     tool: str
     where: str
-    trials: int = 0
+    trials: int = 0  # in the study, at the last pass
     added: int = 0
     updated: int = 0
+    unchanged: int = 0
     followed: bool = False  # a driver ran the study while it was followed
     problems: list[str] = field(default_factory=list)  # unreadable files of the study skipped
-
-    @property
-    def unchanged(self) -> int:
-        return self.trials - self.added - self.updated
 
 
 def _sink(tool: str, target: str, study: str):
@@ -68,16 +65,17 @@ def _sink(tool: str, target: str, study: str):
 def export(store: ParquetStore, tool: str, target: str, *, follow: bool = False, every: float = 10.0,
            log: Callable[[str], None] = print) -> Exported:
     """Export the trials of ``store`` to ``tool`` (one of :data:`TOOLS`) at ``target`` (a folder for
-    tensorboard and wandb, a tracking URI for mlflow); ``log`` gets a line per pass that wrote something."""
+    tensorboard and wandb, a tracking URI for mlflow). With ``follow``, ``log`` is told what is followed,
+    then gets a line per pass that wrote something."""
     sink = _sink(tool, target, study_name(store))
     lease = StudyLease(store)
     try:
-        held = sink.exported()
+        held, written = sink.exported(), set()
         done = Exported(tool, sink.where)
         while True:
             driver = lease.holder() if follow else None  # asked before the pass: it then sees all the driver wrote
             if follow and not done.followed:
-                log(f"following {store.root} while its driver runs (host {driver['host']}, pid {driver['pid']}), "
+                log(f"following {store.root} while its driver runs (host {driver.get('host')}, pid {driver.get('pid')}), "
                     f"every {every:g}s; Ctrl-C stops" if driver else f"no driver runs {store.root}: exported once")
             done.followed |= driver is not None
             now = stamps(store)
@@ -86,7 +84,9 @@ def export(store: ParquetStore, tool: str, target: str, *, follow: bool = False,
             for record in read_records(store, changed):
                 sink.write(record)
                 held[record.id] = record.stamp
-            done.trials, done.added, done.updated = len(now), done.added + added, done.updated + len(changed) - added
+            written.update(changed)
+            done.trials, done.unchanged = len(now), len(now.keys() - written)
+            done.added, done.updated = done.added + added, done.updated + len(changed) - added
             done.problems = sorted({*done.problems, *store.problems})
             if changed and follow:
                 log(f"{time.strftime('%H:%M:%S')} exported {added} new and {len(changed) - added} changed trials "
