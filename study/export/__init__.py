@@ -7,8 +7,8 @@ only (no plugin is imported, nothing is written there). ``follow`` exports again
 seconds while a driver holds the study's lease (:mod:`study.lease`), and once more after it let go,
 so a running study shows in the tool as its trials finish.
 
-One module per tool; each imports its library, an optional extra (``pip install 'dst-study[export]'``),
-only when that tool is asked for. A sink has ``where`` (what to tell the user), ``exported()`` (trial
+One module per tool; each imports its library, of the optional extra ``export`` (``pip install -e
+'.[export]'``), only when that tool is asked for. A sink has ``where`` (what to tell the user), ``exported()`` (trial
 id -> the stamp it holds), ``write(record)`` (replacing any earlier run of that trial) and ``close()``.
 """
 
@@ -29,7 +29,7 @@ __all__ = ["EXTRA", "Exported", "TOOLS", "export"]
 
 TOOLS = {"tensorboard": ("tensorboard", "TensorBoardSink"), "mlflow": ("mlflow", "MlflowSink"),
          "wandb": ("wandb", "WandbSink")}  # tool -> (its module here, its sink); each module imports its library
-EXTRA = "pip install 'dst-study[export]'"
+EXTRA = "pip install -e '.[export]'"  # in the dst-study checkout
 
 
 @dataclass
@@ -58,7 +58,8 @@ def _sink(tool: str, target: str, study: str):
     except ImportError as e:
         if e.name is None or e.name.split(".")[0] not in ("tensorboard", "mlflow", "wandb"):
             raise
-        raise ConfigError(f"exporting to {tool} needs the '{e.name.split('.')[0]}' package: {EXTRA}") from None
+        raise ConfigError(f"exporting to {tool} needs the '{e.name.split('.')[0]}' package of the export extra: "
+                          f"{EXTRA}") from None
     return getattr(module, name)(target, study)
 
 
@@ -67,6 +68,8 @@ def export(store: ParquetStore, tool: str, target: str, *, follow: bool = False,
     """Export the trials of ``store`` to ``tool`` (one of :data:`TOOLS`) at ``target`` (a folder for
     tensorboard and wandb, a tracking URI for mlflow). With ``follow``, ``log`` is told what is followed,
     then gets a line per pass that wrote something."""
+    if every <= 0:
+        raise ConfigError(f"--every {every:g}: expected a number of seconds > 0")
     sink = _sink(tool, target, study_name(store))
     lease = StudyLease(store)
     try:
@@ -75,8 +78,9 @@ def export(store: ParquetStore, tool: str, target: str, *, follow: bool = False,
         while True:
             driver = lease.holder() if follow else None  # asked before the pass: it then sees all the driver wrote
             if follow and not done.followed:
-                log(f"following {store.root} while its driver runs (host {driver.get('host')}, pid {driver.get('pid')}), "
-                    f"every {every:g}s; Ctrl-C stops" if driver else f"no driver runs {store.root}: exported once")
+                log(f"following {store.root} while its driver runs (host {driver.get('host')}, pid "
+                    f"{driver.get('pid')}), every {every:g}s; Ctrl-C stops" if driver
+                    else f"no driver runs {store.root}: exported once")
             done.followed |= driver is not None
             now = stamps(store)
             changed = [tid for tid, stamp in now.items() if held.get(tid) != stamp]

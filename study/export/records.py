@@ -89,7 +89,8 @@ def read_records(store: ParquetStore, ids: Iterable[str]) -> Iterator[TrialRecor
         return
     trials = store.read("trials")
     trials = trials[trials["trial_id"].isin(wanted)]
-    history = store.read("history", filter=ds.field("trial_id").isin(sorted(wanted))).sort_values("epoch", kind="stable")
+    history = store.read("history", filter=ds.field("trial_id").isin(sorted(wanted)))
+    history = history.sort_values("epoch", kind="stable")
     values = history[_HISTORY].to_numpy(dtype="float64", na_value=math.nan).tolist()  # one conversion, not per cell
     epochs: dict[str, list[tuple[int, dict[str, float]]]] = {}
     for tid, epoch, row in zip(history["trial_id"], history["epoch"].tolist(), values):

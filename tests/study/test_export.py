@@ -25,6 +25,10 @@ T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 EPOCHS = 3
 
 
+def _needs(library: str) -> None:
+    pytest.importorskip(library, reason="the export extra is not installed: pip install -e '.[export]'")
+
+
 @pytest.fixture(autouse=True)
 def _offline(monkeypatch, tmp_path):
     monkeypatch.setenv("WANDB_MODE", "offline")
@@ -81,7 +85,7 @@ def _tensorboard_run(folder: Path):
 
 
 def test_tensorboard_holds_a_run_per_trial_with_its_scalars_and_hparams(study, tmp_path):
-    pytest.importorskip("tensorboard", reason="the export extra is not installed: pip install -e '.[export]'")
+    _needs("tensorboard")
     done = export(ParquetStore(study.study_dir), "tensorboard", str(tmp_path / "tb"))
     assert (done.trials, done.added, done.updated, done.unchanged) == (4, 4, 0, 0)
     runs = sorted(p.name for p in (tmp_path / "tb" / "ex").iterdir())
@@ -100,7 +104,7 @@ def test_tensorboard_holds_a_run_per_trial_with_its_scalars_and_hparams(study, t
 
 
 def test_exporting_again_writes_only_new_and_changed_trials(study, tmp_path, capsys):
-    pytest.importorskip("tensorboard", reason="the export extra is not installed: pip install -e '.[export]'")
+    _needs("tensorboard")
     target = str(tmp_path / "tb")
     assert main(["export", study.study_dir, "--to", "tensorboard", target]) == 0
     assert main(["export", study.study_dir, "--to", "tensorboard", target]) == 0
@@ -118,7 +122,7 @@ def test_exporting_again_writes_only_new_and_changed_trials(study, tmp_path, cap
 
 
 def test_follow_exports_while_the_driver_runs_and_once_more_when_it_ends(study, tmp_path):
-    pytest.importorskip("tensorboard", reason="the export extra is not installed: pip install -e '.[export]'")
+    _needs("tensorboard")
     store, lines = ParquetStore(study.study_dir), []
     lease = StudyLease(store, heartbeat=0.2)
     lease.acquire()
@@ -147,7 +151,7 @@ def test_follow_exports_while_the_driver_runs_and_once_more_when_it_ends(study, 
 
 
 def test_export_reads_the_study_only_and_loads_neither_plugins_nor_torch(study, tmp_path):
-    pytest.importorskip("tensorboard", reason="the export extra is not installed: pip install -e '.[export]'")
+    _needs("tensorboard")
     before = sorted((p.relative_to(tmp_path), p.stat().st_mtime_ns) for p in Path(study.study_dir).rglob("*"))
     code = (f"import sys; sys.path.insert(0, {str(tmp_path)!r})\nfrom study.cli import main\n"
             f"assert main(['export', {study.study_dir!r}, '--to', 'tensorboard', {str(tmp_path / 'tb')!r}]) == 0\n"
@@ -161,7 +165,7 @@ def test_export_reads_the_study_only_and_loads_neither_plugins_nor_torch(study, 
 # -- MLflow -------------------------------------------------------------------------------------
 
 def test_mlflow_holds_one_run_per_trial_with_params_tags_and_metric_history(study, tmp_path):
-    pytest.importorskip("mlflow", reason="the export extra is not installed: pip install -e '.[export]'")
+    _needs("mlflow")
     from mlflow.entities import ViewType
     from mlflow.tracking import MlflowClient
 
@@ -206,8 +210,8 @@ def test_mlflow_needs_a_tracking_uri_and_a_missing_library_names_the_extra(study
     monkeypatch.setitem(sys.modules, "wandb", None)  # as if not installed
     monkeypatch.delitem(sys.modules, "study.export.wandb", raising=False)
     assert main(["export", study.study_dir, "--to", "wandb", str(tmp_path / "wb")]) == 2
-    assert capsys.readouterr().err == \
-        "dst-study: error: exporting to wandb needs the 'wandb' package: pip install 'dst-study[export]'\n"
+    assert capsys.readouterr().err == ("dst-study: error: exporting to wandb needs the 'wandb' package of the export "
+                                       "extra: pip install -e '.[export]'\n")
 
 
 # -- W&B ----------------------------------------------------------------------------------------
@@ -228,12 +232,13 @@ def _wandb_runs(folder: Path) -> dict[str, dict]:
         runs[run["run_id"]] = {
             "config": run["config"]["update"], "tags": run["tags"], "project": run["project"],
             "history": {r["history"]["step"]["num"]: r["history"]["item"] for r in records if r["type"] == "history"},
-            "summary": summary, "exit_code": next(r["exit"].get("exit_code", 0) for r in records if r["type"] == "exit")}
+            "summary": summary,
+            "exit_code": next(r["exit"].get("exit_code", 0) for r in records if r["type"] == "exit")}
     return runs
 
 
 def test_wandb_writes_one_offline_run_per_trial_for_a_later_sync(study, tmp_path):
-    pytest.importorskip("wandb", reason="the export extra is not installed: pip install -e '.[export]'")
+    _needs("wandb")
     store, target = ParquetStore(study.study_dir), tmp_path / "wb"
     assert export(store, "wandb", str(target)).added == 4
     _store(study, 3, "completed", 0.9, minutes=60)
