@@ -216,15 +216,16 @@ def test_mlflow_needs_a_tracking_uri_and_a_missing_library_names_the_extra(study
 
 # -- W&B ----------------------------------------------------------------------------------------
 
-def _wandb_runs(folder: Path) -> dict[str, dict]:
-    """Each offline run under ``folder``, as W&B's own reader of .wandb files (``wandb leet inspect``)
+def _wandb_runs(folder: Path, trial: str = "*") -> dict[str, dict]:
+    """Each offline run under ``folder`` (of ``trial``), as W&B's own reader of .wandb files (``wandb leet inspect``)
     gives it back: run id -> its config, tags, project, history by step, summary and exit code."""
     runs = {}
-    for log in sorted(folder.glob("offline-run-*/run-*.wandb")):
+    for log in sorted(folder.glob(f"offline-run-*-{trial}/run-*.wandb")):
         out = subprocess.run([sys.executable, "-m", "wandb", "leet", "inspect", "--json", str(log)],
                              capture_output=True, text=True, check=True)
         records = [json.loads(line) for line in out.stdout.splitlines()]
         run = next(r["run"] for r in records if r["type"] == "run")
+        assert run["run_id"] not in runs, f"two runs of {run['run_id']}"
         summary = {}
         for r in records:
             if r["type"] == "summary":
@@ -241,6 +242,8 @@ def test_wandb_writes_one_offline_run_per_trial_for_a_later_sync(study, tmp_path
     _needs("wandb")
     store, target = ParquetStore(study.study_dir), tmp_path / "wb"
     assert export(store, "wandb", str(target)).added == 4
+    failed = study.trials()[3].id
+    assert _wandb_runs(target / "wandb", failed)[failed]["exit_code"] == 1  # a failed trial's run failed
     _store(study, 3, "completed", 0.9, minutes=60)
     _store(study, 4, "completed", 0.8)
     again = export(store, "wandb", str(target))
@@ -257,7 +260,8 @@ def test_wandb_writes_one_offline_run_per_trial_for_a_later_sync(study, tmp_path
             f"criterion:{trial.config.criterion}", "growth:random"} <= set(run["tags"])
     assert {step: item["test_accuracy"] for step, item in run["history"].items()} == {1: 0.61, 2: 0.62, 3: 0.63}
     assert run["summary"]["summary/final_test_accuracy"] == 0.63 and run["summary"]["summary/epochs_done"] == 3
-    assert runs[study.trials()[3].id]["summary"]["summary/final_test_accuracy"] == pytest.approx(0.93)
+    assert runs[failed]["summary"]["summary/final_test_accuracy"] == pytest.approx(0.93)
+    assert runs[failed]["exit_code"] == 0
     # W&B's own sync sees the same runs, one each, without contacting anything (--dry-run)
     out = subprocess.run([sys.executable, "-m", "wandb", "sync", "--dry-run", str(target / "wandb")],
                          capture_output=True, text=True)
