@@ -11,6 +11,7 @@ returns a value, and renders it (:mod:`study.render`).
                       [--test auto|paired|welch] [--correction holm|none] [--reference ROW] [--pool AXIS]
     dst-study plot STUDY [STUDY ...] --kind density|update-period|curves|jaccard|search --out FILE.png [--where EXPR]
     dst-study report STUDY [STUDY ...] --out DIR
+    dst-study export STUDY --to tensorboard DIR | mlflow TRACKING_URI | wandb DIR [--follow]
     dst-study status STUDY
     dst-study compact STUDY
     dst-study list                      # registered criteria, growth rules, schedules, models, data sets
@@ -249,6 +250,19 @@ def _report(args: argparse.Namespace) -> int:
     return _report_problems(studies.problems)
 
 
+def _export(args: argparse.Namespace) -> int:
+    from .export import export
+
+    store = open_study(args.study)
+    tool, target = args.to
+    if tool != "mlflow":
+        _writable(target, "--to " + tool)
+    done = export(store, tool, target, follow=args.follow, every=args.every, log=lambda line: print(line, flush=True))
+    print(f"{done.where}: {done.trials} trials, {done.added} added, {done.updated} updated, {done.unchanged} "
+          "unchanged")
+    return _report_problems(done.problems)
+
+
 def _status(args: argparse.Namespace) -> int:
     from .render import print_status
     from .standing import status
@@ -286,8 +300,8 @@ def _list(args: argparse.Namespace) -> int:
 
 
 _COMMANDS = {"train": _train, "validate": _validate, "run": _run, "resume": _run, "query": _query,
-             "compare": _compare, "plot": _plot, "report": _report, "status": _status, "compact": _compact,
-             "list": _list}
+             "compare": _compare, "plot": _plot, "report": _report, "export": _export, "status": _status,
+             "compact": _compact, "list": _list}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -103,6 +103,12 @@ class StudyLease:
             return f"its heartbeat stopped {age:.0f}s ago"
         return None
 
+    def holder(self) -> dict | None:
+        """The live driver that holds the lease (its host, pid and since), None when no driver runs the
+        study: no lease, or a dead one (a killed driver leaves its file behind). Reads only."""
+        held = self._read()
+        return held if held is not None and self._dead(held) is None else None
+
     def _busy(self, held: dict) -> StudyBusy:
         """The refusal for a live (or not yet expired) lease held by another driver."""
         if held.get("unreadable"):

@@ -16,6 +16,7 @@ import dst_core
 from dst_core import TrainConfig
 
 from .comparison import CORRECTIONS, TESTS
+from .export import TOOLS as EXPORT_TOOLS
 from .plots import KINDS
 from .render import FORMATS
 from .store import TABLES
@@ -64,6 +65,15 @@ def _studies_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("also", nargs="*", metavar="STUDY", help="more studies whose trials line up with the first "
                                                             "(e.g. the study of record and yours: a trial both ran "
                                                             "counts once)")
+
+
+class _Destination(argparse.Action):
+    """``--to TOOL TARGET``: the tool checked here, so a typo reads as argparse's other errors do."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if values[0] not in EXPORT_TOOLS:
+            parser.error(f"argument --to: invalid tool {values[0]!r} (choose from {', '.join(EXPORT_TOOLS)})")
+        setattr(namespace, self.dest, tuple(values))
 
 
 def _plugin_option(p: argparse.ArgumentParser) -> None:
@@ -150,6 +160,17 @@ def parser(command: str | None = None) -> argparse.ArgumentParser:
     rp = sub.add_parser("report", help="write a self-contained HTML report of a study (tables and figures)")
     _studies_arguments(rp)
     rp.add_argument("--out", required=True, help="folder for index.html and the figures")
+
+    ex = sub.add_parser("export", help="write a study's trials into TensorBoard, MLflow or W&B, one run per trial "
+                                       "(again: only new or changed trials)")
+    ex.add_argument("study")
+    ex.add_argument("--to", required=True, nargs=2, action=_Destination, metavar=("TOOL", "TARGET"),
+                    help="tensorboard DIR | mlflow TRACKING_URI (e.g. sqlite:///mlflow.db) | wandb DIR (offline runs "
+                         "under DIR/wandb, for `wandb sync`)")
+    ex.add_argument("--follow", action="store_true",
+                    help="keep exporting while the study's driver runs, and once more when it ends (Ctrl-C stops)")
+    ex.add_argument("--every", type=float, default=10.0, metavar="SECONDS",
+                    help="with --follow: seconds between two looks at the store (default 10)")
 
     st = sub.add_parser("status", help="counts of trials per status and the last errors")
     st.add_argument("study")

@@ -3,6 +3,7 @@
 import errno
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -113,3 +114,17 @@ def test_a_heartbeat_that_finds_the_disk_full_stops_the_study(tmp_path, monkeypa
         monkeypatch.setattr(lease, "_write", full)
         time.sleep(0.4)
     assert len(lost) == 1 and isinstance(lost[0], OutOfSpace) and "no space left on /" in str(lost[0])
+
+
+def test_holder_names_a_live_driver_and_none_once_it_is_gone_even_if_its_file_stays(tmp_path):
+    store = ParquetStore(str(tmp_path))
+    reader = StudyLease(store, expiry=1.0)
+    assert reader.holder() is None  # no lease
+    _rival(tmp_path / LEASE, host="elsewhere")
+    assert reader.holder()["host"] == "elsewhere"  # another host's, beating
+    _rival(tmp_path / LEASE, heartbeat=time.time() - 5)
+    assert reader.holder() is None  # its heartbeat stopped: a killed driver's file
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    _rival(tmp_path / LEASE, host=socket.gethostname(), pid=int(dead.stdout))
+    assert reader.holder() is None  # its process on this host is gone
+    assert (tmp_path / LEASE).exists()  # reading never removes or takes over a lease
