@@ -2,11 +2,11 @@
 
 A split's ``batches(batch_size, seed_of, order, start)`` yields batches ``start``, ``start + 1``, ...
 of an order of its examples (the trainer's seeded permutation when training, stored order when
-evaluating), so a resumed epoch starts at the batch it stopped at; one pass at a time. Tensors go to the device once and are batched by indexing there. Datasets
-(data that does not fit in memory) are read by one DataLoader for all three splits, whose sampler
-yields exactly the index lists asked for: a Dataset wrapping a bundle's tensors gives bit-identical
-training. Its ``num_workers`` worker processes live as long as the trainer; batches are pinned
-for the copy when the device is CUDA.
+evaluating), so a resumed epoch starts at the batch it stopped at; one pass at a time. Tensors go
+to the device once and are batched by indexing there. Datasets (data that does not fit in memory)
+are read by one DataLoader for all three splits, whose sampler yields exactly the index lists asked
+for: a Dataset wrapping a bundle's tensors gives bit-identical training. Its ``num_workers`` worker
+processes live as long as the trainer; batches are pinned for the copy when the device is CUDA.
 
 Randomness inside a Dataset's ``__getitem__`` (torchvision's transforms draw from torch's global
 generator) is seeded too: a batch is read with python's, NumPy's and torch's CPU generators seeded
@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 from . import rng
 from .data import DataBundle
 
-__all__ = ["DatasetSplit", "TensorSplit", "splits"]
+__all__ = ["DatasetSplit", "Split", "TensorSplit", "splits"]
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 SeedOf = Callable[[int], int]  # batch number in the pass -> the seed its reads draw from
@@ -101,8 +101,10 @@ class DatasetSplit:
         return self.reader.read(plan)
 
 
-def splits(data: DataBundle, n_train: int, device: torch.device,
-           num_workers: int) -> tuple[TensorSplit, TensorSplit, TensorSplit] | tuple[DatasetSplit, ...]:
+Split = TensorSplit | DatasetSplit
+
+
+def splits(data: DataBundle, n_train: int, device: torch.device, num_workers: int) -> tuple[Split, Split, Split]:
     """Train (the first ``n_train`` training examples), validation (the rest) and test."""
     if data.train is None:
         x, y = data.train_x, data.train_y

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 
 from . import checkpoint, rng
 from .analytics import removal_overlap
-from .batches import DatasetSplit, TensorSplit, splits
+from .batches import Split, splits
 from .config import ALGORITHM_REVISION, TrainConfig
 from .criteria import CRITERIA
 from .data import load_dataset
@@ -295,7 +295,7 @@ class Trainer:
                 "n_updates": 0, "update_seconds": 0.0}
 
     @torch.no_grad()
-    def evaluate(self, split: TensorSplit | DatasetSplit | None = None) -> tuple[float, float]:
+    def evaluate(self, split: Split | None = None) -> tuple[float, float]:
         """Mean loss and accuracy on ``split``, the test set by default (never augmented)."""
         split = self.test_set if split is None else split
         self.model.eval()

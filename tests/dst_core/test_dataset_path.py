@@ -78,7 +78,8 @@ def test_datasets_of_the_same_tensors_train_bit_identically_to_the_tensors(tenso
     in_memory, datasets = tensors_and_datasets
     a = Trainer(dict(FAST, dataset=in_memory))
     b = Trainer(dict(FAST, dataset=datasets, num_workers=workers))
-    assert (a.steps_per_epoch, len(a.val_set), len(a.test_set)) == (b.steps_per_epoch, len(b.val_set), 200) == (9, 60, 200)
+    sizes = lambda t: (t.steps_per_epoch, len(t.val_set), len(t.test_set))  # noqa: E731
+    assert sizes(a) == sizes(b) == (9, 60, 200)
     history = list(a.epochs())
     assert _strip(history) == _strip(list(b.epochs()))
     assert history[-1]["n_updates"] > 0 and history[-1]["val_accuracy"] is not None
