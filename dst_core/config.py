@@ -35,7 +35,7 @@ ALGORITHM_REVISION = 2
 
 # Fields that choose where or how fast a run happens, or what is observed, not what it computes:
 # they are left out of a run's identity, so a checkpoint written on one device resumes on another.
-RUN_ONLY_FIELDS = ("data_root", "device", "eval_batch_size", "jaccard_every")
+RUN_ONLY_FIELDS = ("data_root", "device", "eval_batch_size", "jaccard_every", "num_workers")
 
 # What a run is: dynamic sparse training, the static sparse baseline (its first mask kept to the
 # end, the paper's fix=True) or the dense baseline (density 1). A baseline's identity leaves out
@@ -109,6 +109,8 @@ class TrainConfig:
     eval_batch_size: int = _field("batch size of evaluation", 1024)
     jaccard_every: int = _field("every N epochs, record the Jaccard overlap of what each criterion would "
                                 "remove from the current state (0 = never)", 0)
+    num_workers: int = _field("DataLoader worker processes reading a data set given as torch Datasets (0: "
+                              "the training process reads); data sets in memory ignore it", 0)
 
     def __post_init__(self):
         # The registries load torch: imported here, so reading the fields and ids of configs does not
@@ -154,6 +156,7 @@ class TrainConfig:
         _check(self, "batch_size", int, 1, None)
         _check(self, "eval_batch_size", int, 1, None)
         _check(self, "jaccard_every", int, 0, None)
+        _check(self, "num_workers", int, 0, None)
         _check(self, "lr", float, 0, None, open_low=True)
         _check(self, "momentum", float, 0, 1)
         _check(self, "weight_decay", float, 0, None)

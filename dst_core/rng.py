@@ -2,18 +2,20 @@
 
 The trainer's own draws (data order, augmentation, masks, criteria) use generators derived from
 (seed, step, ...), so they need no state. The global generators are still captured in checkpoints
-for anything else that draws from them (a user's model with dropout, say).
+for anything else that draws from them (a user's model with dropout, say). :func:`seeded` gives the
+global CPU generators a seed for one block only: a plugin's Dataset draws from them while it reads.
 """
 
 from __future__ import annotations
 
+import contextlib
 import random
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
 
-__all__ = ["capture", "restore", "seed_everything"]
+__all__ = ["capture", "restore", "seed_everything", "seeded"]
 
 
 def seed_everything(seed: int) -> None:
@@ -40,3 +42,19 @@ def restore(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+@contextlib.contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Python's, NumPy's and torch's CPU generators seeded with ``seed`` inside the block and as they
+    were after it. CUDA's are left alone (a DataLoader worker must not touch CUDA)."""
+    saved = random.getstate(), np.random.get_state(), torch.default_generator.get_state()
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.default_generator.manual_seed(seed)
+    try:
+        yield
+    finally:
+        random.setstate(saved[0])
+        np.random.set_state(saved[1])
+        torch.default_generator.set_state(saved[2])

@@ -45,7 +45,7 @@ from .topology import TopologyUpdater, UpdateStats, derive_generator, resolve_or
 
 __all__ = ["SparseTraining", "attach", "never_updates"]
 
-_MASK_INIT = -2  # derive_generator stream of the first masks (the trainer's data streams are -3 and -4)
+_MASK_INIT = -2  # derive_generator stream of the first masks (the trainer's data streams are -3 to -6)
 
 
 def attach(model: nn.Module, optimizer: torch.optim.Optimizer, *, total_steps: int,

@@ -8,8 +8,9 @@ epoch just yielded was checkpointed), as ``study``'s trials do. With a
 passed since the last one (0, the default: after every epoch), always after the last epoch and when
 ``should_stop()`` asks it to stop between two batches; started again with the same directory, it
 continues where it stopped. A resumed run ends with bit-identical weights, masks and metrics to an uninterrupted one
-on the same device: data order, augmentation and mask draws use generators derived from
-(seed, epoch or step), and everything else that carries state is in the checkpoint.
+on the same device: data order, augmentation, mask draws and the reads of a data set given as
+Datasets (:mod:`dst_core.batches`) use generators derived from (seed, epoch or step), and everything
+else that carries state is in the checkpoint.
 
 One iteration: forward, backward, optimizer step, masks re-applied so masked weights are exactly
 0; at scheduled steps the topology update runs on this minibatch's gradient, before the optimizer
@@ -34,6 +35,7 @@ import torch.nn.functional as F
 
 from . import checkpoint, rng
 from .analytics import removal_overlap
+from .batches import Split, splits
 from .config import ALGORITHM_REVISION, TrainConfig
 from .criteria import CRITERIA
 from .data import load_dataset
@@ -47,7 +49,7 @@ from .topology import TopologyUpdater, derive_generator, resolve_order
 __all__ = ["Diverged", "Interrupted", "Trainer", "n_kept_for_training", "resolve_device", "static_reason", "train"]
 
 # stream ids for derive_generator, so no two kinds of draw share a generator (-2: the first masks)
-_DATA_ORDER, _AUGMENT = -3, -4
+_DATA_ORDER, _AUGMENT, _TRAIN_READ, _EVAL_READ = -3, -4, -5, -6
 
 
 def resolve_device(name: str) -> torch.device:
@@ -110,14 +112,12 @@ class Trainer:
         self.config = cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
         self.device = resolve_device(cfg.device)
         self.data = load_dataset(cfg.dataset, cfg.data_root)
-        n_train = n_kept_for_training(len(self.data.train_y), cfg.val_fraction)
-        self.train_x, self.train_y = (t[:n_train].to(self.device) for t in (self.data.train_x, self.data.train_y))
-        self.val_x, self.val_y = (t[n_train:].to(self.device) for t in (self.data.train_x, self.data.train_y))
-        self.test_x, self.test_y = self.data.test_x.to(self.device), self.data.test_y.to(self.device)
+        n_train = n_kept_for_training(self.data.train_size, cfg.val_fraction)
+        self.train_set, self.val_set, self.test_set = splits(self.data, n_train, self.device, cfg.num_workers)
         rng.seed_everything(cfg.seed)
         self.model = build_model(cfg.model, self.data.input_shape, self.data.num_classes).to(self.device)
         self.optimizer = _optimizer(cfg, self.model.parameters())
-        self.steps_per_epoch = math.ceil(len(self.train_y) / cfg.batch_size)
+        self.steps_per_epoch = math.ceil(len(self.train_set) / cfg.batch_size)
         self.total_steps = cfg.epochs * self.steps_per_epoch
         # masks and updates, kept by hooks on the optimizer (none for a dense run)
         self.sparse = None if cfg.is_dense else SparseTraining(self.model, self.optimizer, cfg, self.total_steps)
@@ -125,7 +125,7 @@ class Trainer:
         self.masks: MaskSet | None = self.sparse.masks if self.sparse else None
         self.updater: TopologyUpdater | None = self.sparse.updater if self.sparse else None
         if cfg.kind == "dst":
-            _warn_if_static(cfg, len(self.data.train_y))
+            _warn_if_static(cfg, self.data.train_size)
         self.update_order = resolve_order(cfg.update_order, cfg.criterion)
         # position and progress (all in the checkpoint)
         self.epoch = 0  # epochs completed
@@ -182,14 +182,14 @@ class Trainer:
         lr = self.lr_at(self.epoch)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        order = torch.randperm(len(self.train_y), generator=derive_generator(cfg.seed, self.epoch, _DATA_ORDER))
-        order = order.to(self.device)
+        order = torch.randperm(len(self.train_set), generator=derive_generator(cfg.seed, self.epoch, _DATA_ORDER))
+        first_step = self.step - self.batch
+        reads = lambda b: derive_generator(cfg.seed, first_step + b, _TRAIN_READ).initial_seed()  # noqa: E731
         self.model.train()
-        while self.batch < self.steps_per_epoch:
+        for x, y in self.train_set.batches(cfg.batch_size, reads, order, start=self.batch):
             if should_stop is not None and should_stop():
                 raise Interrupted(f"stopped at epoch {self.epoch + 1}, batch {self.batch}")
-            idx = order[self.batch * cfg.batch_size:(self.batch + 1) * cfg.batch_size]
-            self._train_step(self.train_x[idx], self.train_y[idx])
+            self._train_step(x, y)
             self.batch += 1
         self.batch, self.epoch = 0, self.epoch + 1
         run, self._running = self._running, self._zero_running()
@@ -197,7 +197,7 @@ class Trainer:
         if not math.isfinite(train_loss):  # never a "completed" run at chance level to be averaged
             raise Diverged(f"training diverged: the train loss is {train_loss} in epoch {self.epoch} "
                            f"(lr {lr:g}); a lower lr or another seed may train")
-        val_loss, val_acc = self.evaluate(self.val_x, self.val_y) if len(self.val_y) else (None, None)
+        val_loss, val_acc = self.evaluate(self.val_set) if len(self.val_set) else (None, None)
         test_loss, test_acc = self.evaluate()
         sparse, dynamic = self.masks is not None, self.updater is not None
         metrics = dataclasses.asdict(EpochMetrics(
@@ -253,20 +253,19 @@ class Trainer:
                 "n_updates": 0, "update_seconds": 0.0}
 
     @torch.no_grad()
-    def evaluate(self, xs: torch.Tensor | None = None, ys: torch.Tensor | None = None) -> tuple[float, float]:
-        """Mean loss and accuracy on ``xs, ys``, the test set by default (never augmented)."""
-        xs, ys = (self.test_x, self.test_y) if xs is None else (xs, ys)
+    def evaluate(self, split: Split | None = None) -> tuple[float, float]:
+        """Mean loss and accuracy on ``split``, the test set by default (never augmented)."""
+        split = self.test_set if split is None else split
         self.model.eval()
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         correct = torch.zeros((), dtype=torch.int64, device=self.device)
-        batch = self.config.eval_batch_size
-        for i in range(0, len(ys), batch):
-            x, y = xs[i:i + batch], ys[i:i + batch]
+        reads = lambda b: derive_generator(self.config.seed, b, _EVAL_READ).initial_seed()  # noqa: E731
+        for x, y in split.batches(self.config.eval_batch_size, reads):
             loss, c = _loss_and_correct(self.model(x), y)
             loss_sum += loss.double() * len(y)
             correct += c
         self.model.train()
-        n = len(ys)
+        n = len(split)
         return float(loss_sum) / n, float(correct) / n
 
     def state_dict(self) -> dict[str, Any]:

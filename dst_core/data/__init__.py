@@ -1,4 +1,5 @@
-"""Datasets: each loads fully into memory as normalised tensors, looked up by name.
+"""Datasets, looked up by name: each built-in loads fully into memory as normalised tensors; a plugin's
+may instead give torch Datasets, read as the trainer goes (:class:`DataBundle`).
 
 Each module below registers ``factory(root) -> DataBundle`` in :data:`DATASETS` with meta
 
@@ -17,12 +18,13 @@ above the imports, so every dataset words its errors the same way.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
+from torch.utils.data import Dataset, IterableDataset
 
 from ..errors import ConfigError, DatasetNotFoundError
 from ..registry import Meta, Registry
@@ -43,34 +45,74 @@ Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 @dataclass(frozen=True, eq=False)  # eq=False: tensors have no truth value; bundles compare by identity
 class DataBundle:
-    """A whole dataset in memory. Treat the tensors as read-only (they may be shared)."""
+    """A dataset: whole in memory as tensors (``train_x`` ... ``test_y``) or, for data that does not
+    fit, as two map-style torch Datasets (``train``, ``test``) whose item ``i`` is ``(x, y)``: x a
+    float32 tensor of the input shape, y an int class index. The trainer batches both alike
+    (:mod:`dst_core.batches`). Treat tensors as read-only (they may be shared)."""
 
     name: str
-    train_x: torch.Tensor  # float32, (N, *input_shape), already normalised
-    train_y: torch.Tensor  # int64 class indices, (N,)
-    test_x: torch.Tensor
-    test_y: torch.Tensor
+    train_x: torch.Tensor | None = None  # float32, (N, *input_shape), already normalised
+    train_y: torch.Tensor | None = None  # int64 class indices, (N,)
+    test_x: torch.Tensor | None = None
+    test_y: torch.Tensor | None = None
+    _: KW_ONLY
     num_classes: int
+    train: Dataset | None = None
+    test: Dataset | None = None
     # Per training batch (e.g. CIFAR crop + flip); draws ONLY from the given generator so runs
     # are reproducible. None for data without augmentation.
     augment: Augment | None = None
+    input_shape: tuple[int, ...] = field(init=False)
 
     def __post_init__(self) -> None:
-        for split, x, y in (("train", self.train_x, self.train_y), ("test", self.test_x, self.test_y)):
-            if x.dtype != torch.float32 or y.dtype != torch.int64 or y.dim() != 1 or x.shape[0] != y.shape[0]:
-                raise ConfigError(
-                    f"DataBundle {self.name!r}: bad {split} split: got x {tuple(x.shape)} {x.dtype}, "
-                    f"y {tuple(y.shape)} {y.dtype}; expected float32 x (N, ...) and int64 y (N,)"
-                )
-        if self.train_x.shape[1:] != self.test_x.shape[1:]:
-            raise ConfigError(
-                f"DataBundle {self.name!r}: train and test inputs differ: got {tuple(self.train_x.shape[1:])} "
-                f"and {tuple(self.test_x.shape[1:])}; expected the same input shape"
-            )
+        tensors = (self.train_x, self.train_y, self.test_x, self.test_y)
+        if all(t is not None for t in tensors) and self.train is None and self.test is None:
+            shapes = [_check_tensors(self.name, *split) for split in (("train", *tensors[:2]), ("test", *tensors[2:]))]
+        elif all(t is None for t in tensors) and self.train is not None and self.test is not None:
+            shapes = [_check_dataset(self.name, split, d) for split, d in (("train", self.train), ("test", self.test))]
+        else:
+            raise ConfigError(f"DataBundle {self.name!r}: got {_given(self)}; expected either train_x, train_y, "
+                              "test_x and test_y (tensors) or train and test (Datasets)")
+        if shapes[0] != shapes[1]:
+            raise ConfigError(f"DataBundle {self.name!r}: train and test inputs differ: got {shapes[0]} and "
+                              f"{shapes[1]}; expected the same input shape")
+        object.__setattr__(self, "input_shape", shapes[0])
 
     @property
-    def input_shape(self) -> tuple[int, ...]:
-        return tuple(self.train_x.shape[1:])
+    def train_size(self) -> int:
+        """Training examples, before the validation split."""
+        return len(self.train_y) if self.train is None else len(self.train)
+
+
+def _given(b: DataBundle) -> str:
+    names = [k for k in ("train_x", "train_y", "test_x", "test_y", "train", "test") if getattr(b, k) is not None]
+    return ", ".join(names) or "no data"
+
+
+def _check_tensors(name: str, split: str, x: torch.Tensor, y: torch.Tensor) -> tuple[int, ...]:
+    if x.dtype != torch.float32 or y.dtype != torch.int64 or y.dim() != 1 or x.shape[0] != y.shape[0]:
+        raise ConfigError(f"DataBundle {name!r}: bad {split} split: got x {tuple(x.shape)} {x.dtype}, "
+                          f"y {tuple(y.shape)} {y.dtype}; expected float32 x (N, ...) and int64 y (N,)")
+    return tuple(x.shape[1:])
+
+
+def _check_dataset(name: str, split: str, dataset: Dataset) -> tuple[int, ...]:
+    """Its first item, as a sample of all: reading them all is what a Dataset is there to avoid."""
+    if isinstance(dataset, IterableDataset) or not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__"):
+        raise ConfigError(f"DataBundle {name!r}: bad {split} split: got a {type(dataset).__name__}; expected a "
+                          "map-style Dataset (__getitem__ and __len__: the trainer reads examples in its own order)")
+    if len(dataset) == 0:
+        raise ConfigError(f"DataBundle {name!r}: bad {split} split: got an empty Dataset; expected examples")
+    item = dataset[0]
+    x, y = item if isinstance(item, (tuple, list)) and len(item) == 2 else (None, None)
+    int_y = isinstance(y, (int, np.integer)) and not isinstance(y, bool) or (
+        torch.is_tensor(y) and y.dim() == 0 and y.dtype == torch.int64)
+    if not (torch.is_tensor(x) and x.dtype == torch.float32) or not int_y:
+        got = (f"x {type(x).__name__} {getattr(x, 'dtype', '')}, y {type(y).__name__} {getattr(y, 'dtype', '')}"
+               if x is not None else f"a {type(item).__name__}")
+        raise ConfigError(f"DataBundle {name!r}: bad {split} split: item 0 is {got}; expected (x, y) with x a "
+                          "float32 tensor and y an int class index (or an int64 tensor of one)")
+    return tuple(x.shape)
 
 
 DATASETS: Registry[Callable[[Path | None], DataBundle]] = Registry(

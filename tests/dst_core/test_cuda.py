@@ -49,3 +49,20 @@ def test_a_trial_on_cuda_end_to_end():
     history = list(t.epochs())
     assert t.device.type == "cuda" and all(p.is_cuda for p in t.model.parameters())
     assert history[-1]["density"] == pytest.approx(0.05, abs=1e-3) and history[-1]["test_accuracy"] > 0.1
+
+
+def test_datasets_on_cuda_are_pinned_and_train_as_the_tensors(forget_plugins):
+    import dst_core
+    from torch.utils.data import TensorDataset
+    from dst_core.data import DataBundle, load_dataset
+
+    base = load_dataset("mnist1d")
+    dst_core.register_dataset("t_cuda_datasets", needs_root=False, description="t", default_model="mnist1d_mlp",
+                              input_shape=(40,), num_classes=10)(lambda root: DataBundle(
+                                  "t", num_classes=10, train=TensorDataset(base.train_x, base.train_y),
+                                  test=TensorDataset(base.test_x, base.test_y)))
+    cfg = dict(density=0.1, device="cuda", **FAST)
+    tensors, datasets = Trainer(cfg), Trainer(dict(cfg, dataset="t_cuda_datasets", num_workers=2))
+    assert datasets.train_set.reader.loader.pin_memory
+    strip = lambda h: [{k: v for k, v in m.items() if not k.endswith("seconds")} for m in h]  # noqa: E731
+    assert strip(tensors.epochs()) == strip(datasets.epochs())

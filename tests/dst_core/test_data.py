@@ -313,11 +313,11 @@ def test_validation_split_is_the_last_images_of_the_training_set(tmp_path: Path)
     b = load_dataset("cifar10", tmp_path)
     cfg = dict(dataset="cifar10", data_root=str(tmp_path), epochs=2, batch_size=16, device="cpu", density=0.05)
     t = Trainer(dict(cfg, val_fraction=0.1))
-    assert torch.equal(t.train_x, b.train_x[:45]) and torch.equal(t.val_x, b.train_x[45:])
-    assert torch.equal(t.val_y, b.train_y[45:]) and t.steps_per_epoch == 3
+    assert torch.equal(t.train_set.x, b.train_x[:45]) and torch.equal(t.val_set.x, b.train_x[45:])
+    assert torch.equal(t.val_set.y, b.train_y[45:]) and t.steps_per_epoch == 3
     history = list(t.epochs())
     assert all(m["val_accuracy"] in {i / 5 for i in range(6)} for m in history)
-    assert Trainer(dict(cfg, val_fraction=0.0)).val_y.numel() == 0
+    assert len(Trainer(dict(cfg, val_fraction=0.0)).val_set) == 0
     with pytest.raises(ConfigError, match="val_fraction: 1e-09 of 50 training examples leaves 50 .* and 0"):
         Trainer(dict(cfg, val_fraction=1e-9))  # nothing left to validate on
 

@@ -21,11 +21,11 @@ def test_masked_weights_zero_and_counts_exact_after_every_step_and_update():
     counts = t.masks.n_active()
     shapes = {n: p.numel() for n, p in t.params.items()}
     assert sum(counts.values()) == pytest.approx(0.2 * sum(shapes.values()), abs=len(shapes))
-    order = torch.randperm(len(t.train_y))
+    order = torch.randperm(len(t.train_set))
     n_updates = 0
     for b in range(12):  # 12 steps with update_period 4: updates at steps 4 and 8
         idx = order[b * 256:(b + 1) * 256]
-        t._train_step(t.train_x[idx], t.train_y[idx])
+        t._train_step(t.train_set.x[idx], t.train_set.y[idx])
         assert t.masks.n_active() == counts
         for name, p in t.params.items():
             assert torch.all(p[~t.masks[name]] == 0)
@@ -43,12 +43,12 @@ def test_masked_weights_exactly_zero_after_every_step_with_every_optimizer(optim
     cfg = TrainConfig(density=0.2, criterion=criterion, growth="gradient", update_order=order, grown_momentum=momentum,
                       optimizer=optimizer, weight_decay=0.01, **dict(FAST, lr=0.01))
     t = Trainer(cfg)
-    counts, order_ = t.masks.n_active(), torch.randperm(len(t.train_y))
+    counts, order_ = t.masks.n_active(), torch.randperm(len(t.train_set))
     moved, n_checked = False, 0  # whether the optimizer alone would have moved a masked weight
     for b in range(12):  # updates after steps 4, 8 and 12 (after_step) or before steps 5 and 9
         masks_before, updates_before = {n: m.clone() for n, m in t.masks.items()}, t.updater.n_updates
         idx = order_[b * 256:(b + 1) * 256]
-        t._train_step(t.train_x[idx], t.train_y[idx])
+        t._train_step(t.train_set.x[idx], t.train_set.y[idx])
         assert t.masks.n_active() == counts
         for name, p in t.params.items():
             assert torch.all(p[~t.masks[name]] == 0), (b, name)
@@ -234,7 +234,7 @@ def test_update_order_places_the_update_around_the_optimizer_step(criterion, ord
     t.optimizer.register_step_post_hook(lambda *_: events.append("step"))  # once the weights have moved
     t.updater.update = lambda s: (events.append(f"update@{s}"), update(s))[1]
     for b in range(9):
-        t._train_step(t.train_x[b * 256:(b + 1) * 256], t.train_y[b * 256:(b + 1) * 256])
+        t._train_step(t.train_set.x[b * 256:(b + 1) * 256], t.train_set.y[b * 256:(b + 1) * 256])
     # either way an update follows 4 and 8 optimizer steps; the order decides what comes first
     if expected == "before_step":  # update, step, mask: the 5th step already uses the new mask
         assert events == ["step"] * 4 + ["update@4", "step"] + ["step"] * 3 + ["update@8", "step"]

@@ -22,7 +22,7 @@ def test_added_fields_at_their_old_value_stay_out_of_the_identity():
 
 
 def test_run_only_fields_and_name_spellings_do_not_change_the_id():
-    a = TrainConfig(density=0.1, criterion="SNIP", device="cpu", eval_batch_size=7, jaccard_every=3)
+    a = TrainConfig(density=0.1, criterion="SNIP", device="cpu", eval_batch_size=7, jaccard_every=3, num_workers=2)
     assert trial_id(a) == trial_id(TrainConfig(density=0.1, criterion="snip"))
 
 
