@@ -224,7 +224,9 @@ def print_status(s, show: int = 10, file: TextIO | None = None) -> None:
     from .store import STATUSES
 
     out = file or sys.stdout
-    statuses = [*STATUSES, *sorted(set(s.counts) - set(STATUSES))]
+    # completed and failed always; stopped (a search's early stopping) only where there are some
+    statuses = [x for x in STATUSES if x in ("completed", "failed") or s.counts.get(x)]
+    statuses += sorted(set(s.counts) - set(statuses))
     print(f"{s.root}: {s.trials} trials: " + ", ".join(f"{s.counts.get(x, 0)} {x}" for x in statuses), file=out)
     if not s.current_revision_only:
         from dst_core import ALGORITHM_REVISION
