@@ -38,8 +38,9 @@ class StoreWriter(tune.Callback):
     """Writes each trial to the store when it completes or finally fails, and tells ``progress``."""
 
     def __init__(self, store: ParquetStore, progress: Progress, axes: Sequence[str] = (),
-                 scheduler: "EarlyStopping | None" = None):
+                 scheduler: "EarlyStopping | None" = None, metric: str | None = None):
         self.store, self.progress, self.axes = store, progress, list(axes)
+        self.metric = metric  # what a progress line shows: a search's own (validation) metric
         self.started: dict[str, Any] = {}
         self.checkpoints: dict[str, tune.Checkpoint] = {}  # trial -> its newest checkpoint
         # a scheduler that stops trials early: their epochs as reported, for the row of a stopped trial
@@ -101,10 +102,13 @@ class StoreWriter(tune.Callback):
                                          f"({type(again).__name__}: {again})"))
                 return
         row = rows[0][0]
-        if status in ("completed", "stopped"):  # the closing table's metric, by its name: the paper's number with a validation set
-            metric = "final_test_accuracy" if row.get("test_accuracy_at_best_val") is None else "test_accuracy_at_best_val"
-            what = f"{metric} {row[metric]:.2%}" + (f", stopped early at epoch {row['epochs_done']}"
-                                                    if status == "stopped" else "")
+        if status in ("completed", "stopped"):  # a search's metric, or the closing table's (the paper's number)
+            metric = self.metric or ("final_test_accuracy" if row.get("test_accuracy_at_best_val") is None
+                                     else "test_accuracy_at_best_val")
+            value = row.get(metric)
+            what = f"{metric} " + ("n/a" if value is None else f"{value:.2%}" if "accuracy" in metric else f"{value:.4g}")
+            if status == "stopped":
+                what += f", stopped early at epoch {row['epochs_done']}"
         else:
             what = "FAILED: " + (error or "").strip().splitlines()[-1]
         self.progress.finished(
@@ -203,7 +207,7 @@ def run_search(search, base: dict[str, Any], store: ParquetStore, *, n_trials: i
         run_config=tune.RunConfig(
             name=wave, storage_path=tune_dir, verbose=0,
             failure_config=tune.FailureConfig(max_failures=retries),
-            callbacks=[StoreWriter(store, progress, axes, scheduler)]),
+            callbacks=[StoreWriter(store, progress, axes, scheduler, metric=search.metric)]),
     )
     _fit(tuner)
 

@@ -19,7 +19,8 @@ SEARCH = {"scheduler": "asha", "grace_period": 1, "reduction_factor": 2, "n_tria
 def test_asha_stops_trials_early_and_they_are_stored_counted_and_left_out(tmp_path, capsys):
     spec = parse({"name": "a", "storage": str(tmp_path), "base": BASE, "search": SEARCH, "max_concurrent": 1,
                   "checkpoint_seconds": 1000})  # a checkpoint after the last epoch only: every epoch still reports
-    run(plan(spec), log=lambda line: None)
+    lines = []
+    run(plan(spec), log=lines.append)
     store = ParquetStore(str(tmp_path / "a"))
     trials, history = store.read("trials"), store.read("history")
     assert len(trials) == 6 and set(trials["status"]) == {"completed", "stopped"}, trials[["status", "error"]]
@@ -30,6 +31,8 @@ def test_asha_stops_trials_early_and_they_are_stored_counted_and_left_out(tmp_pa
     epochs = history.groupby("trial_id")["epoch"].apply(sorted)
     assert all(epochs[t] == list(range(1, n + 1)) for t, n in zip(trials["trial_id"], trials["epochs_done"]))
     assert stopped["best_val_accuracy"].notna().all()
+    # progress lines show the search's own (validation) metric, and when a trial was stopped
+    assert sum("best_val_accuracy" in line and "stopped early at epoch" in line for line in lines) == len(stopped)
 
     assert len(plan(spec).finished) == 6  # resume runs nothing: a stopped trial has ended
     capsys.readouterr()
