@@ -198,9 +198,14 @@ class TrainConfig:
         """What determines the result: every field except :data:`RUN_ONLY_FIELDS`, those the run's
         kind or optimizer never reads (:data:`UNUSED_BY_KIND`, :data:`UNUSED_BY_OPTIMIZER`) and added
         fields at their old value (:data:`ADDED_FIELDS`)."""
-        unused = set(RUN_ONLY_FIELDS) | set(UNUSED_BY_KIND[self.kind]) | set(UNUSED_BY_OPTIMIZER[self.optimizer])
+        unused = set(RUN_ONLY_FIELDS) | self.unread
         return {k: v for k, v in self.to_dict().items()
                 if k not in unused and not (k in ADDED_FIELDS and getattr(self, k) == ADDED_FIELDS[k])}
+
+    @property
+    def unread(self) -> set[str]:
+        """The fields this config's run never reads: by its kind (a baseline's topology) and its optimizer."""
+        return {*UNUSED_BY_KIND[self.kind], *UNUSED_BY_OPTIMIZER[self.optimizer]}
 
     @property
     def kind(self) -> str:

@@ -125,16 +125,13 @@ def check_one_plugin_source(trials: pd.DataFrame) -> None:
     with any. The ``--where`` offered keeps the newest code's rows (and those that used none)."""
     if "plugins" not in trials or trials.empty:
         return
+    from .plugins import recorded_hashes  # reads the rows' records: imports no plugin
+
     texts = trials["plugins"].dropna()
     hashes: dict[str, set[str]] = {}
     for text in texts.unique():
-        try:
-            entries = json.loads(text)
-        except ValueError:
-            continue
-        for e in entries if isinstance(entries, list) else []:
-            if isinstance(e, dict) and "module" in e:
-                hashes.setdefault(e["module"], set()).add(str(e.get("sha256")))
+        for module, sha256 in recorded_hashes(text).items():
+            hashes.setdefault(module, set()).add(sha256)
     differ = sorted(m for m, h in hashes.items() if len(h) > 1)
     if not differ:
         return

@@ -27,7 +27,7 @@ from typing import Any, Iterable, Mapping
 from dst_core.errors import ConfigError
 
 __all__ = ["PluginError", "PluginInfo", "REGISTRY_FIELDS", "load_plugins", "loaded", "outdated_plugins",
-           "plugins_used", "shippable"]
+           "plugins_used", "recorded_hashes", "shippable"]
 
 MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 # the config fields that name a registered component, and their registries in dst_core
@@ -148,17 +148,23 @@ def plugins_used(config) -> list[dict[str, Any]]:
     return out
 
 
-def outdated_plugins(recorded: str | None, current: Mapping[str, PluginInfo]) -> bool:
-    """Whether a row's ``plugins`` (JSON text) names a module whose source differs from ``current``'s
-    (a module not loaded now is not judged: the spec no longer names it)."""
-    if not isinstance(recorded, str) or not recorded:  # null (pandas' NA too): used none
-        return False
+def recorded_hashes(recorded: str | None) -> dict[str, str]:
+    """A row's ``plugins`` (JSON text) as module -> sha256 of its source; {} for none (null, pandas'
+    NA) or text that is not such a record."""
+    if not isinstance(recorded, str) or not recorded:
+        return {}
     try:
         entries = json.loads(recorded)
     except ValueError:
-        return False
-    return any(isinstance(e, dict) and e.get("module") in current and e.get("sha256") != current[e["module"]].sha256
-               for e in entries)
+        return {}
+    return {e["module"]: str(e.get("sha256")) for e in entries if isinstance(e, dict) and "module" in e} \
+        if isinstance(entries, list) else {}
+
+
+def outdated_plugins(recorded: str | None, current: Mapping[str, PluginInfo]) -> bool:
+    """Whether a row's ``plugins`` (JSON text) names a module whose source differs from ``current``'s
+    (a module not loaded now is not judged: the spec no longer names it)."""
+    return any(m in current and h != current[m].sha256 for m, h in recorded_hashes(recorded).items())
 
 
 def shippable(names: Iterable[str]) -> list[ModuleType]:

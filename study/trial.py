@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from dst_core import ALGORITHM_REVISION, TrainConfig, __version__
-from dst_core.config import KINDS, UNUSED_BY_KIND, UNUSED_BY_OPTIMIZER
+from dst_core.config import KINDS
 from dst_core.errors import CheckpointMismatchError, DstWarning
 from dst_core.summary import METRICS, summarise
 
@@ -262,18 +262,13 @@ _LABELLED = ("criterion", "growth", "density", "seed", "static")  # always in a 
 def trial_label(config: TrainConfig, axes: Sequence[str] = ()) -> str:
     """The grid cell of a trial as progress lines and listings name it: its kind, criterion/growth,
     density and seed, then every other axis of ``axes`` (those the study varies) that it reads."""
-    unused = _unused(config)
+    unused = config.unread
     extra = "".join(f" {a} {_show(getattr(config, a))}" for a in dict.fromkeys(axes)
                     if a not in _LABELLED and a not in unused and hasattr(config, a))
     if config.kind == "dense":
         return f"dense{extra} seed {config.seed}"
     method = "static" if config.kind == "static" else f"{config.criterion}/{config.growth}"
     return f"{method} density {config.density:g}{extra} seed {config.seed}"
-
-
-def _unused(config: TrainConfig) -> set[str]:
-    """The config fields a trial never reads: by its kind (a baseline's topology) and its optimizer."""
-    return {*UNUSED_BY_KIND[config.kind], *UNUSED_BY_OPTIMIZER.get(config.optimizer, ())}
 
 
 def _show(value: Any) -> str:
@@ -340,7 +335,7 @@ def trial_row(trial: Trial, history: Sequence[dict[str, Any]], *, status: str, s
     report = report or {}
     config = trial.config
     row: dict[str, Any] = {"trial_id": trial.id, "status": status, "kind": config.kind}
-    unused = _unused(config)
+    unused = config.unread
     for key, value in config.to_dict().items():
         row[key] = None if key in unused else json.dumps(value, sort_keys=True) if isinstance(value, dict) else value
     row.update(summarise(history))
