@@ -159,6 +159,11 @@ class SparseTraining:
             self._stats = self.updater.maybe_update(self.steps)
 
     def _before_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        moved = next((n for n, p in self.params.items() if p.device != self.masks.masks[n].device), None)
+        if moved is not None:  # model.to(...) after attach moves the weights, not the masks
+            raise DstError(f"attach: weight {moved} is on {self.params[moved].device} but its mask on "
+                           f"{self.masks.masks[moved].device}: the model moved after attach; move the model "
+                           "to its device first, then attach")
         if self._stepped:
             raise DstError("attach: optimizer.step() ran again without sparse.step() after the last one; call "
                            "sparse.step() once after every optimizer step")

@@ -97,17 +97,20 @@ def _validate(args: argparse.Namespace) -> int:
     if spec.search is None:
         trials = spec.trials()
         what = f"{len(trials)} trials ({count_by_kind(trials)})"
-        _warn_never_updating(trials)
     else:
-        what = f"an Optuna search of {spec.search.n_trials} trials"
+        trials, what = [], f"an Optuna search of {spec.search.n_trials} trials"
+    _warn_before_running(spec, trials)
     print(f"{args.spec}: valid: study {spec.name!r} with {what}, results in {spec.study_dir}")
     return 0
 
 
-def _warn_never_updating(trials) -> None:
+def _warn_before_running(spec, trials) -> None:
+    """What would waste the trials' time, said by the driver: a trial's own warnings are raised in a
+    Ray worker whose output nobody reads."""
+    from .spec import oversubscribed
     from .trial import never_updating
 
-    for line in never_updating(trials):
+    for line in never_updating(trials) + oversubscribed(spec):
         print(f"dst-study: warning: {line}", file=sys.stderr)
 
 
@@ -163,7 +166,7 @@ def _run_study(args: argparse.Namespace) -> int:
         load_study_spec(open_study(args.study).root, plugins=args.plugin)
     p = plan(spec, retry_failed=args.retry_failed, rerun_outdated=args.rerun_outdated)
     print_plan(p, dst_core.ALGORITHM_REVISION)
-    _warn_never_updating(p.missing)
+    _warn_before_running(spec, p.missing)
     stop_if_requested()  # a SIGTERM while the spec was read and checked
     if args.dry_run:
         for t in p.missing:

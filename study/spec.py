@@ -57,7 +57,7 @@ from .store.parquet import ParquetStore, StoreError
 from .store.schema import METRICS, TRIALS
 from .trial import Trial
 
-__all__ = ["SearchSpec", "SpecError", "StudySpec", "from_yaml", "load", "parse"]
+__all__ = ["SearchSpec", "SpecError", "StudySpec", "from_yaml", "load", "oversubscribed", "parse"]
 
 CONFIG_FIELDS = [f.name for f in dataclasses.fields(TrainConfig)]
 # What a search may optimise: an epoch's metric as the trial reports it to Tune (its last report's:
@@ -175,6 +175,24 @@ class StudySpec(BaseModel):
                     seen.setdefault(trial.id, trial)
             self._trials = list(seen.values())
         return self._trials
+
+
+def oversubscribed(spec: StudySpec) -> list[str]:
+    """A line when trials start more DataLoader workers than the CPUs they reserve: Ray places other
+    trials on the CPUs those workers use, and every trial slows down. Said, not refused: data in
+    memory ignores num_workers, and only a run can tell which data a plugin's data set gives."""
+    if spec.search is None:  # from the cells: trials that differ only in a run-only field collapse to one
+        workers = max((int({**spec.base, **cell}.get("num_workers", 0)) for cell in spec.cells()), default=0)
+    else:
+        domain = spec.search.space.get("num_workers", {})
+        workers = max(next(iter(domain.values()), [spec.base.get("num_workers", 0)]))
+    cpu = spec.resources.cpu
+    if workers == 0 or workers + 1 <= cpu:
+        return []
+    return [f"num_workers {workers}: a trial reads with {workers} DataLoader worker process"
+            f"{'es' * (workers > 1)} besides its own, but resources.cpu {cpu:g} reserves {cpu:g} CPU"
+            f"{'s' * (cpu != 1)}; set resources.cpu: {workers + 1} so that Ray does not place other trials "
+            "on them (data sets held in memory ignore num_workers)"]
 
 
 def _cell_key(values: dict[str, Any]) -> str:

@@ -66,3 +66,18 @@ def test_datasets_on_cuda_are_pinned_and_train_as_the_tensors(forget_plugins):
     assert datasets.train_set.reader.loader.pin_memory
     strip = lambda h: [{k: v for k, v in m.items() if not k.endswith("seconds")} for m in h]  # noqa: E731
     assert strip(tensors.epochs()) == strip(datasets.epochs())
+
+
+def test_a_model_moved_to_cuda_after_attach_is_an_error_naming_the_fix():
+    from torch import nn
+
+    from dst_core import attach
+    from dst_core.errors import DstError
+
+    model = nn.Sequential(nn.Linear(12, 32), nn.ReLU(), nn.Linear(32, 3))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    attach(model, optimizer, total_steps=10, density=0.3)
+    model.cuda()
+    model(torch.randn(4, 12, device="cuda")).sum().backward()
+    with pytest.raises(DstError, match=r"weight 0.weight is on cuda:0 but its mask on cpu: the model moved after attach"):
+        optimizer.step()

@@ -242,3 +242,13 @@ def test_the_readme_loop_runs():
     exec(compile(amp.replace('"cuda"', '"cpu"'), "README AMP loop", "exec"), scope)  # one more epoch
     assert sparse.steps == 352 and isinstance(scope["scaler"], torch.amp.GradScaler)
     assert all(torch.all(p[~sparse.masks[n]] == 0) for n, p in model.named_parameters() if n in sparse.masks)
+
+
+def test_a_model_moved_after_attach_is_an_error_naming_the_fix():
+    model, optimizer, sparse = _mlp_run()
+    # model.to(device) keeps the Parameters and moves their data away from the masks; on CPU (meta
+    # data cannot replace CPU data) the masks move instead. test_cuda.py moves the model itself.
+    sparse.masks.masks["0.weight"] = sparse.masks.masks["0.weight"].to("meta")
+    with pytest.raises(DstError, match=r"attach: weight 0.weight is on cpu but its mask on meta: the model moved "
+                                       r"after attach; move the model to its device first, then attach"):
+        optimizer.step()

@@ -256,3 +256,34 @@ def test_validate_checks_storage_as_run_does_and_creates_nothing(tmp_path, capsy
     spec.write_text(yaml.safe_dump(_spec(storage=str(tmp_path / "new" / "deeper"))))
     assert main(["validate", str(spec)]) == 0
     assert sorted(tmp_path.rglob("*")) == before  # validate made no folder
+
+
+@pytest.mark.parametrize("spec, expected", [
+    ({"grid": {"num_workers": [0, 2]}}, "num_workers 2: a trial reads with 2 DataLoader worker processes besides its "
+     "own, but resources.cpu 1 reserves 1 CPU; set resources.cpu: 3"),
+    ({"base": {"num_workers": 1}, "grid": {"density": [0.1]}, "resources": {"cpu": 1.5}}, "num_workers 1: a trial reads with 1 DataLoader worker "
+     "process besides its own, but resources.cpu 1.5 reserves 1.5 CPUs; set resources.cpu: 2"),
+    ({"base": {"num_workers": 3}, "grid": {"density": [0.1]}, "resources": {"cpu": 4}}, None),
+    ({"grid": {"density": [0.1]}, "include": [{"density": 0.2, "num_workers": 1}]}, "num_workers 1:"),
+    ({"grid": {"density": [0.1]}}, None),
+    ({"search": {"n_trials": 2, "space": {"num_workers": {"int": [0, 4]}}}}, "num_workers 4:"),
+    ({"search": {"n_trials": 2, "space": {"density": {"choice": [0.1]}}}, "base": {"num_workers": 2},
+      "resources": {"cpu": 2}}, "num_workers 2:"),
+])
+def test_more_dataloader_workers_than_reserved_cpus_is_said(tmp_path, spec, expected):
+    from study.spec import oversubscribed
+
+    lines = oversubscribed(parse({"name": "w", "storage": str(tmp_path), **spec}))
+    assert (lines[0][:len(expected)] if lines else None) == expected, lines
+    assert len(lines) <= 1
+
+
+def test_validate_says_when_trials_oversubscribe_their_cpus(tmp_path, capsys):
+    from study.cli import main
+
+    path = tmp_path / "w.yaml"
+    path.write_text(yaml.safe_dump({"name": "w", "storage": str(tmp_path), "base": {"num_workers": 2},
+                                          "grid": {"density": [0.1]}}))
+    assert main(["validate", str(path)]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("dst-study: warning: num_workers 2: ") and err.count("\n") == 1, err
