@@ -24,7 +24,7 @@ from .errors import CheckpointMismatchError
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["FILENAME", "FORMAT", "check_identity", "load", "save"]
+__all__ = ["FILENAME", "FORMAT", "check_identity", "load", "other_code", "save"]
 
 FILENAME = "checkpoint.pt"
 # Bump when the layout changes; load() refuses newer formats. 2: weights_only-safe RNG state. 3: the
@@ -80,3 +80,24 @@ def check_identity(path: str | os.PathLike, saved: Mapping[str, Any], expected: 
         raise CheckpointMismatchError(
             f"checkpoint {path} was written by a different config ({'; '.join(diffs)}); "
             "use another --checkpoint-dir, or delete the checkpoint to start over")
+
+
+def other_code(state: Mapping[str, Any], plugin_sources: Mapping[str, str]) -> str | None:
+    """Why the checkpoint ``state`` was made by other code than the run resuming it (another algorithm
+    revision, other plugin sources: module -> sha256), or None when it was not. A checkpoint that
+    records no plugin sources (written before they were recorded) counts as made without plugins."""
+    from .config import ALGORITHM_REVISION
+
+    revision = state.get("algorithm_revision", 1)
+    if revision != ALGORITHM_REVISION:
+        return f"was written by algorithm revision {revision}, not {ALGORITHM_REVISION}"
+    saved = dict(state.get("plugin_sources") or {})
+    if saved != dict(plugin_sources):
+        changed = sorted(m for m in set(saved) | set(plugin_sources) if saved.get(m) != plugin_sources.get(m))
+        return (f"was made by other source code of plugin{'s' * (len(changed) > 1)} {', '.join(changed)} "
+                f"({_sources(saved, changed)}, now {_sources(plugin_sources, changed)})")
+    return None
+
+
+def _sources(sources: Mapping[str, str], modules: list[str]) -> str:
+    return ", ".join(f"{m} {sources[m][:12]}" if m in sources else f"no {m}" for m in modules)

@@ -54,11 +54,11 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
-from .errors import ConfigError
+from .errors import ConfigError, ContractError
 from .masks import indices_to_mask, top_indices
 from .registry import Meta, Registry, did_you_mean
 
-__all__ = ["CRITERIA", "EPS", "check_params", "prune_active", "select_prune"]
+__all__ = ["CRITERIA", "EPS", "check_params", "checked_scores", "prune_active", "select_prune"]
 
 EPS = 1e-8  # guards the divisions of sensitivity and reciprocal_sensitivity (the paper's value)
 
@@ -182,6 +182,44 @@ def prune_active(criterion: str, w: Tensor, g: Tensor | None, k: int,
     if entry.needs_grad and g is None:
         raise ValueError(f"criterion {entry.name!r} needs the gradient; got grad=None")
     if entry.meta.get("selects"):  # its own removal rule, not the k lowest scores
-        return entry.obj(w, g, k, generator)
+        return _checked_selection(entry, entry.obj(w, g, k, generator), w, k)
     scores = entry.obj(w, g, torch.ones_like(w, dtype=torch.bool), generator, **params)
-    return top_indices(scores, k, largest=False)
+    return top_indices(checked_scores(f"criterion {entry.name!r}", scores, w, g), k, largest=False)
+
+
+def checked_scores(what: str, scores: Any, w: Tensor, g: Tensor | None, deciding: Tensor | None = None) -> Tensor:
+    """The scores ``what`` (``criterion 'snip'``) returned for weights ``w`` as its contract says: a tensor
+    of ``w``'s shape, finite wherever it decides (``deciding``; everywhere when None: every active
+    weight competes). One isfinite pass per layer and update: cheap beside the top-k it feeds."""
+    if not isinstance(scores, Tensor) or scores.shape != w.shape:
+        got = f"shape {tuple(scores.shape)}" if isinstance(scores, Tensor) else type(scores).__name__
+        raise ContractError(f"{what} returned scores of {got} for {w.numel()} weights; expected a tensor of their "
+                            f"shape {tuple(w.shape)}, one score per weight")
+    bad = ~torch.isfinite(scores) if deciding is None else ~torch.isfinite(scores) & deciding
+    if bool(bad.any()):
+        n = int(bad.sum())
+        given = "weights" if not bool(torch.isfinite(w).all()) else \
+            "gradients" if g is not None and not bool(torch.isfinite(g).all()) else None
+        why = (f"the {given} it was given are not finite: the training diverged (a lower lr may train)"
+               if given else "the weights and gradients it was given are finite: the score is not")
+        raise ContractError(f"{what} returned {n} NaN or infinite score{'s' * (n > 1)} of "
+                            f"{scores.numel() if deciding is None else int(deciding.sum())} that decide; {why}")
+    return scores
+
+
+def _checked_selection(entry, chosen: Any, w: Tensor, k: int) -> Tensor:
+    """A selecting criterion's removal: distinct integer indices into the active weights (exactly ``k``
+    of them unless it registered ``exact_count=False``)."""
+    ok = isinstance(chosen, Tensor) and chosen.dim() == 1 and not chosen.dtype.is_floating_point \
+        and chosen.dtype != torch.bool
+    if ok and chosen.numel():
+        ok = int(chosen.min()) >= 0 and int(chosen.max()) < w.numel() and chosen.unique().numel() == chosen.numel()
+    if ok and entry.meta.get("exact_count", True):
+        ok = chosen.numel() == k
+    if not ok:
+        got = f"{chosen.dtype} tensor of shape {tuple(chosen.shape)}" if isinstance(chosen, Tensor) \
+            else type(chosen).__name__
+        count = f"exactly {k} " if entry.meta.get("exact_count", True) else ""
+        raise ContractError(f"criterion {entry.name!r} selected a {got}; expected {count}distinct integer indices "
+                            f"into its {w.numel()} active weights")
+    return chosen

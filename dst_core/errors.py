@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 __all__ = ["DstError", "DstWarning", "ConfigError", "UnknownNameError", "DatasetNotFoundError",
-           "CheckpointMismatchError", "Diverged", "Interrupted"]
+           "CheckpointMismatchError", "ContractError", "Diverged", "Interrupted", "RETRY_FUTILE"]
 
 
 class DstError(Exception):
@@ -39,3 +39,14 @@ class Interrupted(DstError):
 
 class Diverged(DstError):
     """The training loss became NaN or infinite: the run failed (its last good checkpoint stays)."""
+
+
+class ContractError(DstError):
+    """A component returned what its contract rules out (a criterion's scores of the wrong shape or not
+    finite, a model's output that is not one row of logits per example): the message names the
+    component, where and what it returned."""
+
+
+# Errors that a retry from the last checkpoint would raise again (same config, same seeded draws): a
+# scheduler records the trial as failed at once instead of retrying it
+RETRY_FUTILE = (ConfigError, ContractError, Diverged)

@@ -18,6 +18,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from .criteria import checked_scores
 from .masks import indices_to_mask, top_indices_among
 from .registry import Meta, Registry
 
@@ -74,4 +75,5 @@ def grow_indices(growth: str, weight: Tensor, grad: Tensor | None, mask: Tensor,
         raise ValueError(f"growth {entry.name!r} needs the gradient; got grad=None")
     if entry.meta.get("selects"):  # its own draw among the inactive positions, not the top-k of scores
         return entry.obj(~mask, k, generator)
-    return top_indices_among(entry.obj(weight, grad, mask, generator), ~mask, k)
+    scores = checked_scores(f"growth {entry.name!r}", entry.obj(weight, grad, mask, generator), weight, grad, ~mask)
+    return top_indices_among(scores, ~mask, k)

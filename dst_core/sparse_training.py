@@ -19,6 +19,12 @@ does. :meth:`SparseTraining.step` then counts the step and runs an ``after_step`
 trainer runs its iterations with this same object, so a loop like the one above, with the
 trainer's seeding, data order and optimizer, ends with bit-identical weights and masks.
 
+A closure (``optimizer.step(closure)``: PyTorch Lightning's automatic optimization, L-BFGS) computes
+the step's loss and gradients inside the step, after the pre-step hook: a ``before_step`` update then
+runs when the closure has returned for the first time, on the gradients it computed, before the
+optimizer uses them (L-BFGS calls the closure again at points along its search; those calls are not
+scored). An optimizer that never calls its closure gets its update after the step, as ``after_step``.
+
 Mixed precision: ``scaler.step(optimizer)`` unscales the gradients before it calls
 ``optimizer.step()``, so both orders score unscaled gradients; call ``sparse.step()`` after it. A
 step the scaler skips (inf gradients) never reaches the hooks and is not counted. A fused optimizer
@@ -135,6 +141,7 @@ class SparseTraining:
         self.steps = 0  # optimizer steps counted by step()
         self._stepped = False  # the optimizer stepped since the last step()
         self._stats: UpdateStats | None = None  # the update of this iteration, if any
+        self._closure_pending = False  # a before_step update waits for step(closure)'s first call
         self._hooks = [optimizer.register_step_pre_hook(self._before_step),
                        optimizer.register_step_post_hook(self._after_step)]
 
@@ -158,7 +165,7 @@ class SparseTraining:
         if self.updater is not None:
             self._stats = self.updater.maybe_update(self.steps)
 
-    def _before_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+    def _before_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> tuple | None:
         moved = next((n for n, p in self.params.items() if p.device != self.masks.masks[n].device), None)
         if moved is not None:  # model.to(...) after attach moves the weights, not the masks
             raise DstError(f"attach: weight {moved} is on {self.params[moved].device} but its mask on "
@@ -168,14 +175,34 @@ class SparseTraining:
             raise DstError("attach: optimizer.step() ran again without sparse.step() after the last one; call "
                            "sparse.step() once after every optimizer step")
         if self.update_order != "before_step" or _skips(optimizer):
-            return
+            return None
         if getattr(optimizer, "grad_scale", None) is not None and self.updater and self.updater.needs_grad:
             raise DstError(f"attach: {type(optimizer).__name__} unscales the gradients inside its step (fused), "
                            f"after {self.updater.criterion}/{self.updater.growth} would score them; call "
                            "scaler.unscale_(optimizer) before scaler.step(optimizer)")
-        self._maybe_update()
+        closure = kwargs.get("closure", args[1] if len(args) > 1 else None)  # args: (optimizer, closure?)
+        if closure is None:
+            self._maybe_update()
+            return None
+        # step(closure) (Lightning's automatic optimization, L-BFGS) computes this step's gradients inside
+        # the step, after this hook: the update runs once the closure has first run, on its gradients
+        self._closure_pending = True
+
+        def closure_then_update():
+            loss = closure()
+            if self._closure_pending:
+                self._closure_pending = False
+                self._maybe_update()
+            return loss
+
+        if "closure" in kwargs:
+            return args, {**kwargs, "closure": closure_then_update}
+        return (args[0], closure_then_update, *args[2:]), kwargs
 
     def _after_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        if self._closure_pending:  # an optimizer that never called its closure: the gradients it stepped on
+            self._closure_pending = False
+            self._maybe_update()
         if not _skips(optimizer):
             self.masks.apply_(self.params)
             self._stepped = True

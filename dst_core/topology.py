@@ -34,6 +34,7 @@ step, layer), so an update is a pure function of the state and a resumed run rep
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass, field
@@ -44,7 +45,7 @@ from torch import Tensor
 
 from .config import GROWN_MOMENTUM, SCOPES, UPDATE_ORDERS
 from .criteria import CRITERIA, check_params, prune_active
-from .errors import ConfigError
+from .errors import ConfigError, ContractError
 from .growth import GROWTH, grow_indices
 from .masks import MaskSet, indices_to_mask
 from .schedules import DropSchedule, UpdateSchedule
@@ -81,19 +82,32 @@ def select_removals(weights: Mapping[str, Tensor], grads: Mapping[str, Tensor], 
     w = {n: weights[n].reshape(-1)[active[n]] for n in names}
     g = {n: grads[n].reshape(-1)[active[n]] if needs_grad else None for n in names}
     if scope == "local":
-        return {n: active[n][prune_active(criterion, w[n], g[n], n_drop(active[n].numel(), drop_fraction),
-                                          derive_generator(seed, step, i, w[n].device), **params)]
-                for i, n in enumerate(names)}
+        out = {}
+        for i, n in enumerate(names):
+            with _naming(f"layer {n}, step {step}"):
+                out[n] = active[n][prune_active(criterion, w[n], g[n], n_drop(active[n].numel(), drop_fraction),
+                                                derive_generator(seed, step, i, w[n].device), **params)]
+        return out
     all_w = torch.cat([w[n] for n in names])
     all_g = torch.cat([g[n] for n in names]) if needs_grad else None
     k = n_drop(all_w.numel(), drop_fraction)
-    chosen = prune_active(criterion, all_w, all_g, k, derive_generator(seed, step, -1, all_w.device), **params)
+    with _naming(f"all {len(names)} layers at once (global scope), step {step}"):
+        chosen = prune_active(criterion, all_w, all_g, k, derive_generator(seed, step, -1, all_w.device), **params)
     removed, start = {}, 0
     for n in names:
         end = start + w[n].numel()
         removed[n] = active[n][chosen[(chosen >= start) & (chosen < end)] - start]
         start = end
     return removed
+
+
+@contextlib.contextmanager
+def _naming(where: str):
+    """A component's broken contract, told with where it was called (layer, step)."""
+    try:
+        yield
+    except ContractError as e:
+        raise ContractError(f"{e} ({where})") from None
 
 
 def plan_update(weights: Mapping[str, Tensor], grads: Mapping[str, Tensor], masks: Mapping[str, Tensor],
@@ -112,7 +126,8 @@ def plan_update(weights: Mapping[str, Tensor], grads: Mapping[str, Tensor], mask
         new = masks[name].clone()
         new.view(-1)[removed[name]] = False
         gen = derive_generator(seed, step, len(weights) + i, new.device)
-        grown = grow_indices(growth, weights[name], grads.get(name), new, removed[name].numel(), gen)
+        with _naming(f"layer {name}, step {step}"):
+            grown = grow_indices(growth, weights[name], grads.get(name), new, removed[name].numel(), gen)
         new.view(-1)[grown] = True
         plan[name] = (new, removed[name], grown)
     return plan

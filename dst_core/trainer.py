@@ -39,9 +39,9 @@ from .batches import Split, splits
 from .config import ALGORITHM_REVISION, TrainConfig
 from .criteria import CRITERIA
 from .data import load_dataset
-from .errors import ConfigError, Diverged, DstError, DstWarning, Interrupted
+from .errors import ConfigError, ContractError, Diverged, DstError, DstWarning, Interrupted
 from .masks import MaskSet, sparsifiable
-from .models import build_model
+from .models import build_model, output_problem
 from .sparse_training import SparseTraining, never_updates
 from .summary import EpochMetrics
 from .topology import TopologyUpdater, derive_generator, resolve_order
@@ -85,8 +85,13 @@ def _warn_if_static(cfg: TrainConfig, train_examples: int) -> None:
         warnings.warn(reason, DstWarning, stacklevel=3)
 
 
-def _loss_and_correct(out: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean loss and number of correct predictions; one output column means a binary task."""
+def _loss_and_correct(out: torch.Tensor, y: torch.Tensor, num_classes: int,
+                      model: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean loss and number of correct predictions; one output column means a binary task. ``model``
+    names the model and its data for the error of an output that is not one row of logits per example."""
+    problem = output_problem(out, len(y), num_classes)
+    if problem:
+        raise ContractError(f"{model} {problem}")
     if out.shape[-1] == 1:
         logit = out.squeeze(-1)
         return F.binary_cross_entropy_with_logits(logit, y.to(logit.dtype)), ((logit > 0).long() == y).sum()
@@ -108,7 +113,10 @@ class Trainer:
     """The state of one run; :meth:`epochs` trains the epochs that are left."""
 
     def __init__(self, config: TrainConfig | Mapping[str, Any], *,
-                 checkpoint_dir: str | Path | None = None, resume: bool = True, checkpoint_seconds: float = 0.0):
+                 checkpoint_dir: str | Path | None = None, resume: bool = True, checkpoint_seconds: float = 0.0,
+                 plugin_sources: Mapping[str, str] | None = None):
+        """``plugin_sources`` (module -> sha256 of its source) names the user code that the config's
+        components run: a checkpoint records it, and one made by other code is never resumed."""
         self.config = cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config)
         self.device = resolve_device(cfg.device)
         self.data = load_dataset(cfg.dataset, cfg.data_root)
@@ -116,6 +124,7 @@ class Trainer:
         self.train_set, self.val_set, self.test_set = splits(self.data, n_train, self.device, cfg.num_workers)
         rng.seed_everything(cfg.seed)
         self.model = build_model(cfg.model, self.data.input_shape, self.data.num_classes).to(self.device)
+        self._model_named = f"model {cfg.model!r} on dataset {cfg.dataset!r} ({self.data.num_classes} classes)"
         self.optimizer = _optimizer(cfg, self.model.parameters())
         self.steps_per_epoch = math.ceil(len(self.train_set) / cfg.batch_size)
         self.total_steps = cfg.epochs * self.steps_per_epoch
@@ -139,13 +148,15 @@ class Trainer:
         self.saved_at: float | None = None  # perf_counter() of the last save
         self.saved = False  # whether the epoch just yielded was checkpointed
         self.resumed_from: int | None = None  # epoch the checkpoint was at, when one was loaded
+        self.plugin_sources = dict(plugin_sources or {})
+        self.started_over: str | None = None  # why a checkpoint found was not resumed
         if self.checkpoint_path and resume and self.checkpoint_path.exists():
             state = checkpoint.load(self.checkpoint_path, map_location=self.device)
             checkpoint.check_identity(self.checkpoint_path, state["config"], cfg.identity())
-            revision = state.get("algorithm_revision", 1)
-            if revision != ALGORITHM_REVISION:  # its weights were computed by another algorithm
-                warnings.warn(f"checkpoint {self.checkpoint_path} was written by algorithm revision {revision}, "
-                              f"not {ALGORITHM_REVISION}: the run starts over", DstWarning, stacklevel=2)
+            self.started_over = checkpoint.other_code(state, self.plugin_sources)
+            if self.started_over:  # its weights were computed by other code: continuing would mix the two
+                warnings.warn(f"checkpoint {self.checkpoint_path} {self.started_over}: the run starts over",
+                              DstWarning, stacklevel=2)
             else:
                 self.load_state_dict(state)
                 self.resumed_from = self.epoch
@@ -233,7 +244,7 @@ class Trainer:
     def _train_step(self, x: torch.Tensor, y: torch.Tensor) -> None:
         if self.data.augment is not None:
             x = self.data.augment(x, derive_generator(self.config.seed, self.step, _AUGMENT, self.device))
-        loss, correct = _loss_and_correct(self.model(x), y)
+        loss, correct = _loss_and_correct(self.model(x), y, self.data.num_classes, self._model_named)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()  # a before_step update just before, the masks re-applied after (hooks)
@@ -261,7 +272,7 @@ class Trainer:
         correct = torch.zeros((), dtype=torch.int64, device=self.device)
         reads = lambda b: derive_generator(self.config.seed, b, _EVAL_READ).initial_seed()  # noqa: E731
         for x, y in split.batches(self.config.eval_batch_size, reads):
-            loss, c = _loss_and_correct(self.model(x), y)
+            loss, c = _loss_and_correct(self.model(x), y, self.data.num_classes, self._model_named)
             loss_sum += loss.double() * len(y)
             correct += c
         self.model.train()
@@ -272,6 +283,7 @@ class Trainer:
         return {
             "config": self.config.identity(),
             "algorithm_revision": ALGORITHM_REVISION,
+            "plugin_sources": self.plugin_sources,
             "position": {"epoch": self.epoch, "batch": self.batch, "step": self.step},
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),

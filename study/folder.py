@@ -11,6 +11,7 @@ The layout (:data:`LAYOUT`; ``results/README.md`` shows the same, and a test hol
       tune/<wave>/<trial id>/checkpoint_*/    a trial's newest checkpoint and its position.json
       optuna.db                               a search's Optuna study
       quarantine/                             part files compact could not read, untouched
+      superseded/<code>/                      rows of trials since re-run by other code, as a study of their own
 
 Paths inside a folder are its filesystem's (``bucket/…`` on S3, absolute on a local disk);
 :meth:`StudyFolder.uri` turns one into what another process (a Ray worker) opens.
@@ -29,8 +30,8 @@ import pyarrow.fs as pafs
 __all__ = ["LAYOUT", "StudyFolder", "check_writable_dir", "uri_problem", "write_atomically"]
 
 TABLES = ("trials", "history", "jaccard")
-SPEC, LISTING, LEASE, TUNE, OPTUNA, QUARANTINE = \
-    "spec.yaml", "trials.json", "driver.lease", "tune", "optuna.db", "quarantine"
+SPEC, LISTING, LEASE, TUNE, OPTUNA, QUARANTINE, SUPERSEDED = \
+    "spec.yaml", "trials.json", "driver.lease", "tune", "optuna.db", "quarantine", "superseded"
 POSITION = "position.json"  # beside each checkpoint in tune/
 
 LAYOUT = {  # what each entry of a study folder holds
@@ -38,6 +39,7 @@ LAYOUT = {  # what each entry of a study folder holds
     SPEC: "the spec the study last ran with", LISTING: "that spec's trial ids and labels",
     LEASE: "the running driver's host, pid and heartbeat", f"{TUNE}/": "checkpoints, each with its " + POSITION,
     OPTUNA: "a search's Optuna study", f"{QUARANTINE}/": "part files compact could not read",
+    f"{SUPERSEDED}/": "rows of trials since re-run by other code, one study-shaped folder per code version",
 }
 
 

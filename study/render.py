@@ -192,6 +192,13 @@ def print_plan(p, current_revision: int, file: TextIO | None = None) -> None:
     if p.outdated_plugins:
         print(f"  {len(p.outdated_plugins)} of the done trials ran with older plugin code (a plugin's source "
               "changed since): they count as done; --rerun-outdated runs them again", file=out)
+    if p.rerun:
+        print(f"  {len(p.rerun)} trials of older code run again from epoch 0; the rows they have now are kept in "
+              f"{p.store.root}/superseded/", file=out)
+    started_over = p.started_over - p.rerun
+    if started_over:
+        print(f"  {len(started_over)} trials start over from epoch 0: their checkpoints were made by other code "
+              "(another algorithm revision or plugin source)", file=out)
 
 
 def print_closing(spec, trials: pd.DataFrame) -> None:
@@ -199,11 +206,18 @@ def print_closing(spec, trials: pd.DataFrame) -> None:
     metric with each config's test accuracy beside it (read once per config, never used to rank)."""
     from .comparison import compare, default_axes, default_metric, ranking, stopped_note
 
+    from .store import StoreError
+
     done = trials[trials["status"] == "completed"]
     if done.empty:
         return
     if spec.search is None:
-        print_comparison(compare(done, default_metric(done), *default_axes(done)))
+        try:
+            table = compare(done, default_metric(done), *default_axes(done))
+        except StoreError as e:  # rows of different code are not pooled; the trials themselves are stored
+            print(f"dst-study: no closing comparison: {e}", file=sys.stderr)
+            return
+        print_comparison(table)
         return
     metric = spec.search.metric
     table = ranking(done, metric, list(spec.search.space), spec.search.mode == "max")
@@ -233,6 +247,13 @@ def print_status(s, show: int = 10, file: TextIO | None = None) -> None:
 
         print(f"  per algorithm revision (this dst-study's: {ALGORITHM_REVISION}): "
               + ", ".join(f"{r}: {n}" for r, n in s.revisions.items()), file=out)
+    for module, shas in s.plugin_versions.items():
+        print(f"  rows of {len(shas)} versions of plugin {module} (sha256: "
+              + ", ".join(f"{sha[:12]} {n} trials" for sha, n in shas.items())
+              + "): compare pools none of them; `dst-study run SPEC --rerun-outdated` runs the older ones again",
+              file=out)
+    for folder, n in s.superseded.items():
+        print(f"  superseded: {n} trials of older code kept in {folder}", file=out)
     if s.total is not None:
         checkpoints = f" ({s.with_checkpoints} with checkpoints)" if s.with_checkpoints else ""
         finish = f"; `dst-study resume {s.root}` finishes it" if s.missing_total else ""

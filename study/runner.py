@@ -46,6 +46,8 @@ class Plan:
     resume_from: dict[str, str]  # trial id -> checkpoint left by an earlier wave (a URI on an object store)
     outdated: set[str] = field(default_factory=set)  # finished by an older algorithm revision
     outdated_plugins: set[str] = field(default_factory=set)  # finished with a plugin's source other than now
+    rerun: set[str] = field(default_factory=set)  # outdated ones that run again (their rows kept aside first)
+    started_over: set[str] = field(default_factory=set)  # with a checkpoint made by other code: from epoch 0
 
 
 def plan(spec: StudySpec, retry_failed: bool = False, rerun_outdated: bool = False) -> Plan:
@@ -76,8 +78,29 @@ def plan(spec: StudySpec, retry_failed: bool = False, rerun_outdated: bool = Fal
                 if status.get(t.id) in final and not (rerun_outdated and t.id in old)}
     missing = [t for t in trials if t.id not in finished]
     found = store.folder.checkpoints({t.id for t in missing})
-    return Plan(spec, store, trials, finished, missing, {i: store.folder.uri(path) for i, path in found.items()},
-                set(finished) & (old - old_plugins), set(finished) & old_plugins)
+    other = _made_by_other_code(store, found, missing)
+    return Plan(spec, store, trials, finished, missing,
+                {i: store.folder.uri(path) for i, path in found.items() if i not in other},
+                set(finished) & (old - old_plugins), set(finished) & old_plugins,
+                {t.id for t in missing if t.id in old and status.get(t.id) in final}, other)
+
+
+def _made_by_other_code(store: ParquetStore, checkpoints: dict[str, str], trials: list[Trial]) -> set[str]:
+    """The trials whose checkpoint was made by another algorithm revision or other plugin sources than
+    the trial would run now (as the position beside it records): never resumed, they start over. A
+    position that records no plugin sources (an older dst-study's) is judged as made without plugins."""
+    from .plugins import plugins_used
+
+    other = set()
+    for trial in trials:
+        if trial.id not in checkpoints:
+            continue
+        sources = {p["module"]: p["sha256"] for p in plugins_used(trial.config)}
+        position = store.folder.read_position(checkpoints[trial.id]) or {}
+        if position.get("algorithm_revision", ALGORITHM_REVISION) != ALGORITHM_REVISION or \
+                (position.get("plugin_sources") or {}) != sources:
+            other.add(trial.id)
+    return other
 
 
 def _check_same_objective(spec: StudySpec, store: ParquetStore) -> None:
@@ -254,6 +277,8 @@ def _run(p: Plan, lease: StudyLease, *, address: str | None, max_concurrent: int
     if unfit:
         log(f"{unfit}; waiting for the cluster's autoscaler to add such a node")
     try:
+        for folder, n in p.store.keep_superseded(p.rerun).items():  # before their new rows win
+            log(f"kept the rows of {n} trial{'s' * (n != 1)} of older code in {folder}")
         tune_dir = p.store.folder.tune_dir
         if to_search > 0:
             ray_tune.run_search(

@@ -47,6 +47,9 @@ class StudyStatus:
     missing: list[Missing] = field(default_factory=list)  # the first few, in the spec's order
     failures: list[Failure] = field(default_factory=list)  # the latest few
     problems: list[str] = field(default_factory=list)  # unreadable files skipped
+    # module -> sha256 of its source -> trials, for plugins whose rows hold more than one version
+    plugin_versions: dict[str, dict[str, int]] = field(default_factory=dict)
+    superseded: dict[str, int] = field(default_factory=dict)  # folder of rows of older code -> its trials
 
     @property
     def trials(self) -> int:
@@ -64,7 +67,7 @@ def status(study: str | ParquetStore, show: int = 10, failures: int = 5) -> Stud
 
     store = study if isinstance(study, ParquetStore) else open_study(study)
     trials = query(store, columns=["trial_id", "status", "criterion", "density", "seed", "ended_at", "error",
-                                   "algorithm_revision"])
+                                   "algorithm_revision", "plugins"])
     result = StudyStatus(store.root, {str(k): int(v) for k, v in trials["status"].value_counts().items()},
                          {int(k): int(v) for k, v in revision(trials).value_counts().sort_index().items()}, None)
     spec = listing(store)
@@ -82,7 +85,37 @@ def status(study: str | ParquetStore, show: int = 10, failures: int = 5) -> Stud
         result.failures.append(Failure(row.trial_id, f"{row.criterion}, density {row.density:g}, seed {row.seed}",
                                        last))
     result.problems = list(store.problems)
+    result.plugin_versions = _plugin_versions(trials["plugins"])
+    result.superseded = _superseded(store)
     return result
+
+
+def _plugin_versions(records) -> dict[str, dict[str, int]]:
+    """Per plugin module whose rows name more than one source: trials per sha256 (read from the
+    rows' records; no plugin is imported)."""
+    from .plugins import recorded_hashes
+
+    counts: dict[str, dict[str, int]] = {}
+    for text, n in records.dropna().value_counts().items():
+        for module, sha in recorded_hashes(text).items():
+            counts.setdefault(module, {}).setdefault(sha, 0)
+            counts[module][sha] += int(n)
+    return {m: dict(sorted(c.items(), key=lambda kv: -kv[1])) for m, c in sorted(counts.items()) if len(c) > 1}
+
+
+def _superseded(store: ParquetStore) -> dict[str, int]:
+    """The folders of rows of older code (``superseded/<code>/``) and the trials each holds."""
+    import pyarrow.fs as pafs
+
+    from .folder import SUPERSEDED
+
+    infos = store.fs.get_file_info(pafs.FileSelector(store.folder.join(SUPERSEDED), allow_not_found=True))
+    out = {}
+    for info in sorted(infos, key=lambda i: i.path):
+        kept = ParquetStore(store.folder.uri(info.path))
+        if info.type == pafs.FileType.Directory and kept.exists():
+            out[kept.root] = len(kept.trial_ids())
+    return out
 
 
 def _resumes(store: ParquetStore, path: str) -> str:

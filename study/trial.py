@@ -155,8 +155,12 @@ class TrialRun:
             except FileNotFoundError:  # gone since the driver listed it (another driver ran the trial on)
                 warnings.warn(f"checkpoint {resume_from} is gone; the trial starts over", DstWarning, stacklevel=2)
                 copied = False
+        plugins = _plugins_used(config)
+        self.plugin_sources = {p["module"]: p["sha256"] for p in plugins}  # a checkpoint of other code never resumes
+        make = functools.partial(Trainer, config, checkpoint_dir=self.checkpoint_dir,
+                                 checkpoint_seconds=checkpoint_seconds, plugin_sources=self.plugin_sources)
         try:
-            self.trainer = Trainer(config, checkpoint_dir=self.checkpoint_dir, checkpoint_seconds=checkpoint_seconds)
+            self.trainer = make()
         except CheckpointMismatchError as e:
             if not copied:
                 raise
@@ -164,11 +168,11 @@ class TrialRun:
             # the trial starts over rather than fail
             warnings.warn(f"{e}; the trial starts over", DstWarning, stacklevel=2)
             (self.checkpoint_dir / ckpt.FILENAME).unlink()
-            self.trainer = Trainer(config, checkpoint_dir=self.checkpoint_dir, checkpoint_seconds=checkpoint_seconds)
+            self.trainer = make()
         self._provenance = {"trial_id": trial.id, "device_used": str(self.trainer.device),
                             "host": socket.gethostname(), "resumed_from": self.trainer.resumed_from or 0,
                             "torch_version": _torch_version(), "dst_study_version": __version__,
-                            "algorithm_revision": ALGORITHM_REVISION, "plugins": _plugins_used(config)}
+                            "algorithm_revision": ALGORITHM_REVISION, "plugins": plugins}
 
     def reports(self, should_stop: Callable[[], bool] | None = None) -> Iterator[tuple[dict[str, Any], bool]]:
         """``(report, checkpointed)`` after each epoch trained; the last report carries the history.
@@ -178,7 +182,8 @@ class TrialRun:
             return
         for metrics in self.trainer.epochs(should_stop):
             if self.trainer.saved and self.checkpoint_dir is not None:
-                _write_position(self.checkpoint_dir, self.trainer.epoch, self.trainer.checkpoint_path.name)
+                _write_position(self.checkpoint_dir, self.trainer.epoch, self.trainer.checkpoint_path.name,
+                                self.plugin_sources)
             yield self.report(metrics), self.trainer.saved
 
     def report(self, metrics: Mapping[str, Any]) -> dict[str, Any]:
@@ -228,11 +233,13 @@ def _copy(source: str, target: Path) -> None:
         shutil.copyfileobj(src, out, 1 << 20)
 
 
-def _write_position(folder: Path, epoch: int, checkpoint_file: str) -> None:
-    """The position, and the size of the checkpoint it goes with: a copy of the folder cut short (a
-    driver killed mid-copy, a full disk) is told from a whole one by the listing alone."""
+def _write_position(folder: Path, epoch: int, checkpoint_file: str, plugin_sources: Mapping[str, str]) -> None:
+    """The position, the code that made the checkpoint (the driver resumes no checkpoint of other
+    plugin code) and the checkpoint's size: a copy of the folder cut short (a driver killed mid-copy,
+    a full disk) is told from a whole one by the listing alone."""
     tmp = folder / f".{POSITION}.tmp"
     tmp.write_text(json.dumps({"epoch": epoch, "algorithm_revision": ALGORITHM_REVISION,
+                               "plugin_sources": dict(plugin_sources),
                                "bytes": (folder / checkpoint_file).stat().st_size}))
     os.replace(tmp, folder / POSITION)
 

@@ -24,7 +24,7 @@ from torch import nn
 from ..errors import ConfigError
 from ..registry import Meta, Registry
 
-__all__ = ["MODELS", "build_model", "check_compatible", "flat_features", "image_shape"]
+__all__ = ["MODELS", "build_model", "check_compatible", "flat_features", "image_shape", "output_problem"]
 
 MODELS: Registry[Callable[[tuple[int, ...], int], nn.Module]] = Registry(
     "model", Meta(required={"description": str}, optional={"example_input_shape": tuple}), arity=2,
@@ -91,12 +91,35 @@ def check_compatible(model: str, input_shape: tuple[int, ...], num_classes: int,
     entry = MODELS.get(model)
     try:
         with torch.no_grad():
-            build_model(entry.name, input_shape, num_classes).eval()(torch.zeros((2, *input_shape)))
+            out = build_model(entry.name, input_shape, num_classes).eval()(torch.zeros((2, *input_shape)))
     except ConfigError as e:
         raise ConfigError(f"{what}: {e}") from None
     except (RuntimeError, ValueError, TypeError) as e:
         first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
         raise ConfigError(f"model {entry.name!r} cannot take {what} of shape {tuple(input_shape)} ({first})") from None
+    problem = output_problem(out, 2, num_classes)
+    if problem:
+        raise ConfigError(f"model {entry.name!r} on {what} ({num_classes} classes) {problem}")
+
+
+def output_problem(out: object, n: int, num_classes: int) -> str | None:
+    """Why a model's output for ``n`` examples breaks its contract, or None. The contract: a floating
+    tensor of shape ``(n, num_classes)``, one row of logits per example (``(n, 1)`` for two classes:
+    one logit, the binary loss). Checked by ``validate`` and on every training step (two compares)."""
+    if isinstance(out, torch.Tensor):
+        classes = (num_classes, 1) if num_classes == 2 else (num_classes,)
+        if out.dim() == 2 and out.shape[0] == n and out.shape[1] in classes and out.is_floating_point():
+            return None
+        expected = " or ".join(f"({n}, {c})" for c in classes)
+        return (f"returned a {out.dtype} tensor of shape {tuple(out.shape)} for {n} examples; expected a floating "
+                f"tensor of shape {expected}: one row of logits per example")
+    logits = "out.logits" if hasattr(out, "logits") else "out['logits']" if isinstance(out, dict) and "logits" in out \
+        else "the logits tensor"
+    keys = f" with keys {', '.join(map(str, list(out)[:5]))}" if isinstance(out, dict) else ""
+    return (f"returned a {type(out).__name__}{keys}; expected a tensor of shape ({n}, {num_classes}), one row of logits "
+            f"per example. Register a wrapper whose forward returns {logits}: class Logits(nn.Module): "
+            f"def __init__(self, model): super().__init__(); self.model = model; def forward(self, x): out = "
+            f"self.model(x); return {logits if logits != 'the logits tensor' else '...'}")
 
 
 # Explicit imports (one per module) so that every model registers; tests check none is missing.

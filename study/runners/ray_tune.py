@@ -28,7 +28,7 @@ from ..progress import Progress
 from ..signals import request_stop, stop_reason
 from ..store import OutOfSpace, ParquetStore, WriteFailed, out_of_space
 from ..trial import Trial, result_rows, utc_now
-from .trainable import FAULT_ENV, trainable
+from .trainable import FAILED, FAULT_ENV, trainable
 
 __all__ = ["EarlyStopping", "FAULT_ENV", "StoreWriter", "describe_cluster", "run_search", "run_wave", "start_ray", "stop_ray",
            "trainable"]
@@ -116,7 +116,8 @@ class StoreWriter(tune.Callback):
             running=sum(t.status == "RUNNING" for t in trials if t is not trial), seconds=row["wall_seconds"])
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        self._finish(trials, trial, "completed", None)
+        error = (trial.last_result or {}).get(FAILED)  # an error a retry would raise again: not retried
+        self._finish(trials, trial, "failed" if error else "completed", error)
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self._finish(trials, trial, "failed", _error_text(trial))
@@ -138,7 +139,7 @@ def run_wave(trials: list[Trial], store: ParquetStore, *, tune_dir: str, wave: s
     """Run one Tune experiment over ``trials``; every outcome lands in ``store``. Each worker imports
     ``plugins`` (shipped by :func:`start_ray`) before it builds a trial's config."""
     trainable_ = tune.with_parameters(trainable, resume_from=resume_from, checkpoint_seconds=checkpoint_seconds,
-                                      threads=_threads(cpu), plugins=list(plugins))
+                                      threads=_threads(cpu), plugins=list(plugins), fail_fast=True)
     tuner = tune.Tuner(
         tune.with_resources(trainable_, {"cpu": cpu, "gpu": gpu}),
         param_space={"trial": tune.grid_search([t.to_tune() for t in trials])},

@@ -11,23 +11,27 @@ import json
 import os
 import shutil
 import tempfile
+import traceback
 from pathlib import Path
 from typing import Any
 
 from ray import tune
 
+from dst_core.errors import RETRY_FUTILE, Diverged
+
 from ..trial import Trial, TrialRun
 
-__all__ = ["FAULT_ENV", "trainable"]
+__all__ = ["FAILED", "FAULT_ENV", "trainable"]
 
 # Test aid: the path of a JSON file {"epoch": E, "times": N (-1: always), "dir": D, "match": {...}}
 # that makes matching trials raise after epoch E, N times each (markers in D count the attempts).
 FAULT_ENV = "DST_STUDY_FAULT_FILE"
+FAILED = "failed_for_good"  # a last report's key: the traceback of an error that a retry would raise again
 
 
 def trainable(config: dict[str, Any], resume_from: dict[str, str] | None = None,
               checkpoint_seconds: float = 0.0, threads: int = 1, plugins: list[str] | None = None,
-              every_epoch: bool = False) -> None:
+              every_epoch: bool = False, fail_fast: bool = False) -> None:
     """One trial under Tune: ``config["trial"]`` is a :class:`~study.trial.Trial` as it crosses Tune
     (a search's: its sampled config alone); ``resume_from`` maps trial ids to checkpoints that
     earlier waves left behind.
@@ -44,6 +48,11 @@ def trainable(config: dict[str, Any], resume_from: dict[str, str] | None = None,
     ``every_epoch`` reports the epochs that do not checkpoint too (a search's early stopping
     compares trials at every epoch). ``plugins`` are imported first (Ray's runtime environment put them on the worker's path), so a
     config naming a plugin's component builds.
+
+    ``fail_fast``: an error that a retry would raise again (:data:`dst_core.errors.RETRY_FUTILE`: a
+    broken contract, a divergence, a configuration error) ends the trial with a last report under
+    :data:`FAILED` (its traceback) instead of raising, so Tune does not retry it; the driver stores it
+    as failed. A search's trials raise (its searcher and scheduler expect their metric in every report).
     """
     import torch
 
@@ -58,13 +67,21 @@ def trainable(config: dict[str, Any], resume_from: dict[str, str] | None = None,
         if checkpoint is not None:  # a retry in this wave
             checkpoint.to_directory(str(work))
         earlier = None if checkpoint is not None else (resume_from or {}).get(trial.id)
-        run = TrialRun(trial, work, resume_from=earlier, checkpoint_seconds=checkpoint_seconds)
-        for report, checkpointed in run.reports():
-            _maybe_fail(trial, report["epoch"])
-            if checkpointed:
-                tune.report(report, checkpoint=tune.Checkpoint.from_directory(str(work)))
-            elif every_epoch:  # a scheduler compares trials at every epoch
-                tune.report(report)
+        saved = 0  # the last epoch checkpointed: a failed trial's epochs_done
+        try:
+            run = TrialRun(trial, work, resume_from=earlier, checkpoint_seconds=checkpoint_seconds)
+            saved = run.trainer.resumed_from or 0
+            for report, checkpointed in run.reports():
+                _maybe_fail(trial, report["epoch"])
+                if checkpointed:
+                    tune.report(report, checkpoint=tune.Checkpoint.from_directory(str(work)))
+                    saved = report["epoch"]
+                elif every_epoch:  # a scheduler compares trials at every epoch
+                    tune.report(report)
+        except RETRY_FUTILE:
+            if not fail_fast:
+                raise
+            tune.report({"trial_id": trial.id, "epoch": saved, FAILED: traceback.format_exc()})
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -84,7 +101,8 @@ def _maybe_fail(trial: Trial, epoch: int) -> None:
     done = len(list(marks.iterdir()))
     if fault["times"] < 0 or done < fault["times"]:
         (marks / f"{done}").touch()
-        raise RuntimeError(f"injected fault at epoch {epoch} (attempt {done + 1})")
+        error = Diverged if fault.get("diverge") else RuntimeError  # one that a retry would meet again, or not
+        raise error(f"injected fault at epoch {epoch} (attempt {done + 1})")
 
 
 def warm_up() -> None:

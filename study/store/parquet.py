@@ -31,11 +31,11 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from ..folder import QUARANTINE, StudyFolder, write_atomically
-from .schema import SCHEMA_VERSION, TABLES
+from ..folder import QUARANTINE, SUPERSEDED, StudyFolder, write_atomically
+from .schema import SCHEMA_VERSION, TABLES, UNRECORDED_REVISION
 
-__all__ = ["OutOfSpace", "ParquetStore", "StoreError", "UnreadableFileWarning", "WriteFailed", "out_of_space",
-           "write_atomically"]
+__all__ = ["OutOfSpace", "ParquetStore", "StoreError", "UnreadableFileWarning", "WriteFailed", "code_key",
+           "out_of_space", "write_atomically"]
 
 PER_TRIAL = ("history", "jaccard")  # tables whose rows are written with, and follow, a trial row
 
@@ -111,12 +111,17 @@ class ParquetStore:
 
         Returns the part name. The trial rows are written last: they commit the batch.
         """
+        return self._commit({table: _to_table(rows, TABLES[table]) for table, rows in
+                             (("history", history), ("jaccard", jaccard), ("trials", trials)) if rows})
+
+    def _commit(self, tables: Mapping[str, pa.Table]) -> str:
+        """Write one part per table of ``tables``, the trials part last; returns the part name."""
         name = f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
         written = []
         try:
-            for table, rows in (("history", history), ("jaccard", jaccard), ("trials", trials)):
-                if rows:
-                    self._write(table, name, _to_table(rows, TABLES[table]))
+            for table in ("history", "jaccard", "trials"):
+                if table in tables and tables[table].num_rows:
+                    self._write(table, name, tables[table])
                     written.append(f"{self.path}/{table}/{name}")
         except BaseException:  # a batch without its trial rows would leave history rows of no trial
             for path in written:
@@ -246,6 +251,35 @@ class ParquetStore:
         rows = self.read("trials", ["trial_id", "status"])  # unfiltered: the winning row decides
         return set(rows["trial_id"] if status is None else rows.loc[rows["status"] == status, "trial_id"])
 
+    def keep_superseded(self, ids: Iterable[str]) -> dict[str, int]:
+        """Copy what readers see now of the trials ``ids`` (their rows in every table) into
+        ``superseded/<code>/``, before those trials run again: their new rows will win, and ``compact``
+        drops rows that lose. ``<code>`` names the code that computed the rows (:func:`code_key`), so
+        each folder is a store of one code version that ``dst-study query`` reads like any study.
+        Trials a folder already holds are not copied again. Returns the trials copied per folder."""
+        ids = sorted(set(ids))
+        if not ids or not self.exists():
+            return {}
+        where = ds.field("trial_id").isin(pa.array(ids))
+        trials = self._scan("trials", TABLES["trials"].names, where)
+        winners = _winners(trials.select(["trial_id", "status", "__filename"]).to_pandas())
+        trials = trials.take(pa.array(sorted(winners.index))).drop_columns(["__filename"])
+        per_trial = {t: self._winning_rows(self._scan(t, TABLES[t].names, where)).drop_columns(["__filename"])
+                     for t in PER_TRIAL}
+        codes = [code_key(r, p) for r, p in zip(trials["algorithm_revision"].to_pylist(), trials["plugins"].to_pylist())]
+        kept = {}
+        for code in sorted(set(codes)):
+            into = ParquetStore(self.folder.uri(self.folder.join(SUPERSEDED, code)))
+            there = into.trial_ids() if into.exists() else set()
+            chosen = [i for i, (c, t) in enumerate(zip(codes, trials["trial_id"].to_pylist())) if c == code and t not in there]
+            if not chosen:
+                continue
+            rows = trials.take(pa.array(chosen))
+            into._commit({"trials": rows, **{t: per_trial[t].filter(pc.is_in(per_trial[t]["trial_id"], rows["trial_id"]))
+                                             for t in PER_TRIAL}})
+            kept[into.root] = len(chosen)
+        return kept
+
     # -- maintenance -----------------------------------------------------------------------------
     def compact(self) -> dict[str, int]:
         """Merge each table's parts into one file; returns the number of parts merged per table.
@@ -276,6 +310,15 @@ class ParquetStore:
                 if not path.endswith(f"/{name}") and path not in unreadable and os.path.basename(path) in committed:
                     self.fs.delete_file(path)
         return {table: len(p) for table, p in parts.items()}
+
+
+def code_key(algorithm_revision: int | None, plugins: str | None) -> str:
+    """The code version of a trials row, as a folder name: ``r2`` (algorithm revision 2, no plugin),
+    ``r2-<sha256 of the row's plugins record, 12 hex digits>`` for a trial that used plugins."""
+    import hashlib
+
+    revision = UNRECORDED_REVISION if algorithm_revision is None else int(algorithm_revision)
+    return f"r{revision}" + (f"-{hashlib.sha256(plugins.encode()).hexdigest()[:12]}" if plugins else "")
 
 
 def _winners(rows: pd.DataFrame) -> pd.DataFrame:

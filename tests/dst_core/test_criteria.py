@@ -175,3 +175,82 @@ def test_random_growth_is_uniform_over_inactive():
     assert hits[mask].sum() == 0
     # expected 300 per inactive position; binomial sd ~16.4, so +-70 is over 4 sd
     assert (hits[~mask] - 300).abs().max() < 70
+
+
+BROKEN = {  # what a user's criterion might return, and the one line that stops the trial
+    "wrong_shape": (lambda w, g, mask, gen=None: w.abs()[:-1],
+                    r"criterion 'broken' returned scores of shape \(14,\) for 15 weights; expected a tensor of "
+                    r"their shape \(15,\), one score per weight \(layer 0.weight, step 7\)"),
+    "zero_d": (lambda w, g, mask, gen=None: w.abs().sum(),
+               r"returned scores of shape \(\) for 15 weights"),
+    "not_a_tensor": (lambda w, g, mask, gen=None: w.abs().tolist(), r"returned scores of list for 15 weights"),
+    "nan": (lambda w, g, mask, gen=None: torch.where(w > 0, w, torch.nan),
+            r"criterion 'broken' returned \d+ NaN or infinite scores of 15 that decide; the weights and gradients "
+            r"it was given are finite: the score is not \(layer 0.weight, step 7\)"),
+    "inf": (lambda w, g, mask, gen=None: w.abs() / 0, r"returned \d+ NaN or infinite scores"),
+}
+
+
+@pytest.fixture
+def layers():
+    """Two layers of 25 and 12 weights, 15 and 7 active."""
+    torch.manual_seed(0)
+    weights = {"0.weight": torch.randn(5, 5), "2.weight": torch.randn(3, 4)}
+    masks = {"0.weight": torch.zeros(25, dtype=torch.bool), "2.weight": torch.zeros(12, dtype=torch.bool)}
+    masks["0.weight"][:15], masks["2.weight"][:7] = True, True
+    masks = {n: m.view_as(weights[n]) for n, m in masks.items()}
+    return weights, {n: torch.randn_like(w) for n, w in weights.items()}, masks
+
+
+@pytest.mark.parametrize("case", BROKEN)
+def test_a_criterion_that_breaks_its_contract_stops_with_one_line_naming_it_the_layer_and_the_step(
+        case, layers, forget_plugins):
+    from dst_core.errors import ContractError
+    from dst_core.topology import plan_update
+
+    score, message = BROKEN[case]
+    CRITERIA.register("broken", needs_grad=False, paper_order="after_step", description="a test's")(score)
+    with pytest.raises(ContractError, match=message):
+        plan_update(*layers, 0.3, criterion="broken", growth="random", step=7)
+
+
+def test_scores_on_diverged_weights_say_the_training_diverged_and_global_scope_says_so(layers):
+    from dst_core.errors import ContractError
+    from dst_core.topology import plan_update
+
+    weights, grads, masks = layers
+    weights["2.weight"][0, 0] = torch.nan
+    with pytest.raises(ContractError, match=r"criterion 'magnitude' returned 1 NaN or infinite score of 22 that "
+                                            r"decide; the weights it was given are not finite: the training diverged "
+                                            r".*\(all 2 layers at once \(global scope\), step 3\)"):
+        plan_update(weights, grads, masks, 0.3, criterion="magnitude", growth="random", scope="global", step=3)
+
+
+def test_a_growth_rule_is_checked_where_its_scores_decide(layers, forget_plugins):
+    from dst_core.errors import ContractError
+    from dst_core.topology import plan_update
+
+    weights, grads, masks = layers
+    # NaN on active positions decides nothing (they cannot grow): allowed
+    GROWTH.register("active_nan", needs_grad=False, description="a test's")(
+        lambda w, g, mask, gen=None: torch.where(mask, torch.nan, w.abs()))
+    plan_update(weights, grads, masks, 0.3, criterion="magnitude", growth="active_nan")
+    GROWTH.register("flat", needs_grad=False, description="a test's")(lambda w, g, mask, gen=None: w.abs().flatten())
+    with pytest.raises(ContractError, match=r"growth 'flat' returned scores of shape \(25,\) for 25 weights; "
+                                            r"expected a tensor of their shape \(5, 5\).*\(layer 0.weight, step 0\)"):
+        plan_update(weights, grads, masks, 0.3, criterion="magnitude", growth="flat")
+
+
+@pytest.mark.parametrize("select,message", [
+    (lambda w, g, k, gen=None: torch.arange(k + 1), r"selected a torch.int64 tensor of shape \(\d+,\); expected "
+                                                      r"exactly \d+ distinct integer indices into its 15 active"),
+    (lambda w, g, k, gen=None: torch.zeros(k, dtype=torch.long), r"selected a torch.int64 tensor"),
+    (lambda w, g, k, gen=None: w[:k], r"selected a torch.float32 tensor"),
+])
+def test_a_selecting_criterion_must_select_k_distinct_active_positions(select, message, layers, forget_plugins):
+    from dst_core.errors import ContractError
+    from dst_core.topology import plan_update
+
+    CRITERIA.register("picks", needs_grad=False, paper_order="after_step", selects=True, description="t")(select)
+    with pytest.raises(ContractError, match=message):
+        plan_update(*layers, 0.3, criterion="picks", growth="random")

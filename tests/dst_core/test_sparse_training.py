@@ -175,6 +175,56 @@ def test_masked_weights_are_exactly_zero_after_every_optimizer_step_and_counts_n
     assert any(torch.any(p[~sparse.masks[n]] != 0) for n, p in sparse.params.items())
 
 
+@pytest.mark.parametrize("as_keyword", [False, True])
+@pytest.mark.parametrize("criterion,growth", [("snip", "gradient"), ("mest", "random"), ("magnitude", "gradient")])
+def test_a_closure_step_scores_the_gradients_its_closure_computes(criterion, growth, as_keyword):
+    """optimizer.step(closure) runs the forward and backward inside the step: the run equals the plain
+    loop bit for bit (a before_step update on the previous batch's gradients would not)."""
+    def run(closure_loop):
+        model, optimizer, sparse = _mlp_run(criterion=criterion, growth=growth, update_period=2)
+        for x, y in _batches():
+            def closure():
+                optimizer.zero_grad()
+                loss = F.cross_entropy(model(x), y)
+                loss.backward()
+                return loss
+            if not closure_loop:
+                closure()
+                optimizer.step()
+            else:
+                optimizer.step(closure=closure) if as_keyword else optimizer.step(closure)
+            sparse.step()
+        return model, sparse
+
+    (plain, plain_sparse), (closed, closed_sparse) = run(False), run(True)
+    assert closed_sparse.updater.n_updates == plain_sparse.updater.n_updates == 11
+    for name, value in plain.state_dict().items():
+        assert torch.equal(value, closed.state_dict()[name]), name
+    for name in plain_sparse.masks:
+        assert torch.equal(plain_sparse.masks[name], closed_sparse.masks[name]), name
+
+
+def test_lbfgs_calls_its_closure_many_times_and_the_update_scores_the_first_call_once():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(12, 32), nn.ReLU(), nn.Linear(32, 3))
+    optimizer = torch.optim.LBFGS(model.parameters(), lr=0.1, max_iter=4)
+    sparse = attach(model, optimizer, total_steps=6, density=0.3, criterion="snip", growth="gradient",
+                    update_period=2)
+    counts, calls = sparse.masks.n_active(), []
+    for x, y in _batches(6):
+        def closure():
+            optimizer.zero_grad()
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            calls.append(sparse.updater.n_updates)
+            return loss
+        optimizer.step(closure)
+        sparse.step()
+        assert sparse.masks.n_active() == counts
+        assert all(torch.all(p[~sparse.masks[n]] == 0) for n, p in sparse.params.items())
+    assert len(calls) > 6 and sparse.updater.n_updates == 2  # before steps 3 and 5 (update_period 2, stop at 6)
+
+
 def test_an_optimizer_step_without_sparse_step_after_the_last_is_an_error():
     model, optimizer, sparse = _mlp_run()
     x, y = _batches(1)[0]

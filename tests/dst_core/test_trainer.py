@@ -385,6 +385,22 @@ def test_a_checkpoint_of_another_algorithm_revision_is_not_resumed(tmp_path):
     assert t.resumed_from is None and t.epoch == 0
 
 
+def test_a_checkpoint_of_other_plugin_code_is_not_resumed(tmp_path):
+    from dst_core.errors import DstWarning
+    cfg = TrainConfig(density=0.5, **dict(FAST, epochs=2))
+    for _ in Trainer(cfg, checkpoint_dir=tmp_path, plugin_sources={"mine": "a" * 64}).epochs():
+        break  # a checkpoint at epoch 1, made by the plugin's source "aaa…"
+    assert checkpoint.load(tmp_path / checkpoint.FILENAME)["plugin_sources"] == {"mine": "a" * 64}
+    same = Trainer(cfg, checkpoint_dir=tmp_path, plugin_sources={"mine": "a" * 64})
+    assert same.resumed_from == 1 and same.started_over is None
+    for sources, why in (({"mine": "b" * 64}, r"plugin mine \(mine aaaaaaaaaaaa, now mine bbbbbbbbbbbb\)"),
+                         ({}, r"plugin mine \(mine aaaaaaaaaaaa, now no mine\)"),
+                         ({"mine": "a" * 64, "other": "c" * 64}, r"plugin other \(no other, now other cccccccccccc\)")):
+        with pytest.warns(DstWarning, match=f"was made by other source code of {why}: the run starts over"):
+            t = Trainer(cfg, checkpoint_dir=tmp_path, plugin_sources=sources)
+        assert t.resumed_from is None and t.epoch == 0 and t.started_over
+
+
 def test_optimizer_is_built_from_the_config():
     t = Trainer(TrainConfig(density=0.1, optimizer="AdamW", betas=[0.8, 0.99], eps=1e-6, weight_decay=0.01, **FAST))
     assert t.config.optimizer == "adamw" and t.config.betas == (0.8, 0.99)

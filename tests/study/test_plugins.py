@@ -4,6 +4,7 @@ are not pooled."""
 
 import json
 import logging
+import re
 import sys
 import uuid
 from datetime import datetime, timezone
@@ -161,6 +162,49 @@ def test_a_plugin_model_is_checked_against_its_data_set_as_a_builtin_is(workdir,
         parse(bad, plugins=[])
 
 
+BAD_OUTPUTS = '''
+import math
+from torch import nn
+import dst_core
+
+
+class Dict(nn.Module):  # what a HuggingFace model returns (a ModelOutput is a dict)
+    def __init__(self, n_in, n_out):
+        super().__init__()
+        self.fc = nn.Linear(n_in, n_out)
+
+    def forward(self, x):
+        return {{"logits": self.fc(x.flatten(1)), "hidden_states": None}}
+
+
+dst_core.register_model("{name}_dict", description="a dict of logits")(
+    lambda input_shape, num_classes: Dict(math.prod(input_shape), num_classes))
+dst_core.register_model("{name}_seven", description="7 logits, whatever the classes")(
+    lambda input_shape, num_classes: nn.Sequential(nn.Flatten(), nn.Linear(math.prod(input_shape), 7)))
+'''
+
+
+@pytest.mark.parametrize("model,message", [
+    ("dict", r"model '{name}_dict' on dataset 'mnist1d' \(10 classes\) returned a dict with keys logits, "
+             r"hidden_states; expected a tensor of shape \(2, 10\), one row of logits per example. Register a "
+             r"wrapper whose forward returns out\['logits'\]"),
+    ("seven", r"model '{name}_seven' on dataset 'mnist1d' \(10 classes\) returned a torch.float32 tensor of "
+              r"shape \(2, 7\) for 2 examples; expected a floating tensor of shape \(2, 10\)"),
+])
+def test_validate_refuses_a_model_whose_output_is_not_one_row_of_logits_per_example(model, message, workdir, capsys):
+    import yaml
+
+    name = _plugin(workdir, BAD_OUTPUTS)
+    fields = _spec(workdir, plugins=[name], base={"epochs": 1, "dataset": "mnist1d", "model": f"{name}_{model}"})
+    (workdir / "s.yaml").write_text(yaml.safe_dump(fields))
+    assert main(["validate", "s.yaml"]) == 2
+    err = capsys.readouterr().err
+    assert re.search(message.format(name=name), err), err
+    with pytest.raises(dst_core.errors.ContractError, match=message.format(name=name).replace(r"\(2, ", r"\(8, ")
+                       .replace("for 2 examples", "for 8 examples")):  # and in a run, at its first step
+        next(dst_core.train(dst_core.TrainConfig(model=f"{name}_{model}", epochs=1, batch_size=8, device="cpu")))
+
+
 @pytest.fixture
 def study_with_marker(workdir):
     """A study folder whose saved spec names a plugin that writes a marker file when imported."""
@@ -305,3 +349,27 @@ def test_the_example_criterion_scores_as_documented_on_the_study_of_records_grid
     record_magnitude = {json.dumps(t.config.to_dict(), sort_keys=True) for t in theirs.values()
                         if t.config.kind == "dst" and t.config.criterion == "magnitude"}
     assert ours == record_magnitude  # every other setting as in the study of record
+
+
+def test_run_with_every_trial_done_ends_0_without_pooling_mixed_plugin_code_and_status_names_the_mix(
+        workdir, capsys):
+    import yaml
+
+    name = _plugin(workdir)
+    fields = _spec(workdir, plugins=[name], grid={"criterion": [name], "seed": [0, 1, 2]})
+    (workdir / "s.yaml").write_text(yaml.safe_dump(fields))
+    spec = parse(fields, plugins=[])
+    [info] = plugins_mod.load_plugins([name])
+    store = ParquetStore(spec.study_dir)
+    for trial in spec.trials():  # seed 0 ran older code of the plugin
+        ran = [{**info.to_dict(), "sha256": "aa" * 32 if trial.config.seed == 0 else info.sha256}]
+        store.append(*result_rows(trial, {"history": _history(0.5), "plugins": ran}, status="completed",
+                                  started_at=T0, ended_at=T0))
+    capsys.readouterr()
+    assert main(["run", "s.yaml"]) == 0  # every trial is done: nothing failed, nothing is left
+    captured = capsys.readouterr()
+    assert "1 of the done trials ran with older plugin code" in captured.out
+    assert f"dst-study: no closing comparison: these trials ran different source code of plugin {name}" in captured.err
+    assert main(["status", spec.study_dir]) == 0
+    out = capsys.readouterr().out
+    assert f"  rows of 2 versions of plugin {name} (sha256: {info.sha256[:12]} 2 trials, aaaaaaaaaaaa 1 trials)" in out

@@ -115,6 +115,26 @@ def test_retry_resumes_from_checkpoint_and_failures_are_recorded(tmp_path, fault
     assert plan(spec2).missing == [] and len(plan(spec2, retry_failed=True).missing) == 1
 
 
+def test_an_error_that_a_retry_would_raise_again_fails_the_trial_at_once(tmp_path, fault_file):
+    marks = tmp_path / "marks"  # one file per attempt that met the fault
+    fault_file.write_text(json.dumps({"epoch": 2, "times": -1, "dir": str(marks), "diverge": True,
+                                      "match": {"density": 0.2}}))
+    spec = _spec(tmp_path, {"density": [0.1, 0.2]}, retries=2)
+    lines = []
+    try:
+        run(plan(spec), log=lines.append)
+    finally:
+        fault_file.unlink()
+    trials = ParquetStore(spec.study_dir).read("trials").set_index("density")
+    assert trials.loc[0.1, "status"] == "completed"
+    row = trials.loc[0.2]
+    assert row["status"] == "failed" and row["epochs_done"] == 2  # its last checkpoint
+    assert row["error"].count("Traceback") == 1 and \
+        row["error"].strip().endswith("Diverged: injected fault at epoch 2 (attempt 1)")
+    assert len(list(marks.glob("*/*"))) == 1  # one attempt: retries=2 was not spent on it
+    assert any("FAILED: dst_core.errors.Diverged: injected fault at epoch 2 (attempt 1)" in line for line in lines)
+
+
 def test_fractional_gpus_pack_four_trials(tmp_path, fault_file):
     import torch
     spec = _spec(tmp_path, {"seed": list(range(8))}, resources={"cpu": 0.25, "gpu": 0.25},
