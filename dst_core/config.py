@@ -44,9 +44,10 @@ KINDS = ("dst", "static", "dense")
 _TOPOLOGY_FIELDS = ("criterion", "criterion_params", "growth", "schedule", "drop_fraction", "eta_min",
                     "update_period", "stop_fraction", "scope", "update_order", "grown_momentum")
 # What dst_core.attach takes: the fields that shape masks and updates, not the data, model or optimizer
-SPARSITY_FIELDS = ("density", "init", "erk_power", "static", "seed") + _TOPOLOGY_FIELDS
+_CHOICE_FIELDS = ("sparsify_also", "keep_dense")  # which parameters are sparsified (dst_core.masks.choose_params)
+SPARSITY_FIELDS = ("density", "init", "erk_power", "static", "seed") + _CHOICE_FIELDS + _TOPOLOGY_FIELDS
 UNUSED_BY_KIND = {"dst": (), "static": _TOPOLOGY_FIELDS,
-                  "dense": _TOPOLOGY_FIELDS + ("init", "erk_power", "static")}
+                  "dense": _TOPOLOGY_FIELDS + _CHOICE_FIELDS + ("init", "erk_power", "static")}
 # Every kind trains with its optimizer, which reads only its own hyper-parameters: the others stay
 # out of the identity, so an Adam trial's id does not depend on the (unread) SGD momentum.
 UNUSED_BY_OPTIMIZER = {"sgd": ("betas", "eps"), "adam": ("momentum", "nesterov"), "adamw": ("momentum", "nesterov")}
@@ -54,7 +55,8 @@ UNUSED_BY_OPTIMIZER = {"sgd": ("betas", "eps"), "adam": ("momentum", "nesterov")
 # Fields added after trial ids were first given out, each with the value that reproduces what
 # versions without it computed: left out of a run's identity while they hold that value, so adding
 # a field never changes the ids (and so never re-runs the trials) of studies that began before it.
-ADDED_FIELDS: dict[str, Any] = {"static": False, "optimizer": "sgd", "betas": (0.9, 0.999), "eps": 1e-8}
+ADDED_FIELDS: dict[str, Any] = {"static": False, "optimizer": "sgd", "betas": (0.9, 0.999), "eps": 1e-8,
+                                "sparsify_also": (), "keep_dense": ()}
 
 
 def _field(help: str, default: Any = None, *, factory: Any = None) -> Any:
@@ -111,6 +113,12 @@ class TrainConfig:
                                 "remove from the current state (0 = never)", 0)
     num_workers: int = _field("DataLoader worker processes reading a data set given as torch Datasets (0: "
                               "the training process reads); data sets in memory ignore it", 0)
+    # added last, so the columns of the trials table keep their order
+    sparsify_also: tuple[str, ...] = _field("parameters to sparsify besides Linear, Conv and attention weights: "
+                                            "globs over parameter names or <module class>.<attribute> "
+                                            "(e.g. Embedding.weight)", ())
+    keep_dense: tuple[str, ...] = _field("parameters left dense, as globs like sparsify_also's (e.g. 'head.*'); "
+                                         "they win over every other rule", ())
 
     def __post_init__(self):
         # The registries load torch: imported here, so reading the fields and ids of configs does not
@@ -136,6 +144,13 @@ class TrainConfig:
             raise ConfigError(f"lr_milestones: got {_short(self.lr_milestones)}; "
                               "expected a list of fractions in (0, 1)")
         object.__setattr__(self, "lr_milestones", tuple(self.lr_milestones))
+        for key in _CHOICE_FIELDS:
+            value = getattr(self, key)
+            value = [value] if isinstance(value, str) else value
+            if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v for v in value):
+                raise ConfigError(f"{key}: got {_short(value)}; expected a list of patterns, e.g. ['head.*', "
+                                  "'Embedding.weight']")
+            object.__setattr__(self, key, tuple(value))
         if isinstance(self.optimizer, str):
             object.__setattr__(self, "optimizer", self.optimizer.lower())
         choices_of = {"scope": SCOPES, "update_order": UPDATE_ORDERS, "grown_momentum": GROWN_MOMENTUM,
@@ -192,6 +207,8 @@ class TrainConfig:
         d["criterion_params"] = dict(self.criterion_params)
         d["lr_milestones"] = list(self.lr_milestones)
         d["betas"] = list(self.betas)
+        for key in _CHOICE_FIELDS:
+            d[key] = list(getattr(self, key))
         return d
 
     def identity(self) -> dict[str, Any]:

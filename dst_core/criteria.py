@@ -54,7 +54,7 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
-from .errors import ConfigError, ContractError
+from .errors import ConfigError, ContractError, Diverged
 from .masks import indices_to_mask, top_indices
 from .registry import Meta, Registry, did_you_mean
 
@@ -197,13 +197,15 @@ def checked_scores(what: str, scores: Any, w: Tensor, g: Tensor | None, deciding
                             f"shape {tuple(w.shape)}, one score per weight")
     bad = ~torch.isfinite(scores) if deciding is None else ~torch.isfinite(scores) & deciding
     if bool(bad.any()):
-        n = int(bad.sum())
         given = "weights" if not bool(torch.isfinite(w).all()) else \
             "gradients" if g is not None and not bool(torch.isfinite(g).all()) else None
-        why = (f"the {given} it was given are not finite: the training diverged (a lower lr may train)"
-               if given else "the weights and gradients it was given are finite: the score is not")
+        if given:  # not the component's fault
+            raise Diverged(f"training diverged: the {given} that {what} scores are not finite; a lower lr or "
+                           "another seed may train")
+        n = int(bad.sum())
         raise ContractError(f"{what} returned {n} NaN or infinite score{'s' * (n > 1)} of "
-                            f"{scores.numel() if deciding is None else int(deciding.sum())} that decide; {why}")
+                            f"{scores.numel() if deciding is None else int(deciding.sum())} that decide, from finite "
+                            "weights and gradients")
     return scores
 
 

@@ -16,16 +16,23 @@ Two rules are defined here once and used everywhere:
 
 from __future__ import annotations
 
+import fnmatch
 import math
 import sys
+from dataclasses import dataclass
 from typing import Iterable, Mapping
 
 import torch
 from torch import Tensor, nn
 
+from .errors import ConfigError
+
 __all__ = [
+    "DEFAULT_SPARSE",
     "SPARSE_MODULES",
     "MaskSet",
+    "ParamChoice",
+    "choose_params",
     "indices_to_mask",
     "n_active",
     "random_mask",
@@ -43,13 +50,88 @@ def n_active(size: int, density: float) -> int:
     return min(size, max(0, math.floor(density * size + 0.5)))
 
 
-def sparsifiable(model: nn.Module) -> dict[str, nn.Parameter]:
-    """Weights to sparsify, keyed by their ``named_parameters`` name, in model order."""
-    return {
-        f"{name}.weight" if name else "weight": module.weight
-        for name, module in model.named_modules()
-        if isinstance(module, SPARSE_MODULES)
-    }
+# The parameters sparsified unless a rule says otherwise: the weights of Linear and Conv layers (the
+# paper's rule) and the input projections of attention (Q, K and V in one tensor or three), the largest
+# matrices of a transformer layer; its output projection is a Linear. Biases, norms and embeddings stay dense.
+DEFAULT_SPARSE = {**{m: ("weight",) for m in SPARSE_MODULES},
+                  nn.MultiheadAttention: ("in_proj_weight", "q_proj_weight", "k_proj_weight", "v_proj_weight")}
+
+
+@dataclass(frozen=True)
+class ParamChoice:
+    """Whether one parameter tensor of a model is sparsified, and why."""
+    name: str  # its first name in ``named_parameters`` order (the name of its mask)
+    shape: tuple[int, ...]
+    sparse: bool
+    why: str  # the rule that decided: "Linear.weight", "keep_dense 'head.*'", "frozen", ...
+    also: tuple[str, ...] = ()  # its other names: a weight shared or tied between modules has one mask
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+
+def choose_params(model: nn.Module, sparsify_also: Iterable[str] = (), keep_dense: Iterable[str] = ()
+                  ) -> list[ParamChoice]:
+    """Every parameter tensor of ``model``, once (shared and tied weights by identity), in model order,
+    with whether it is sparsified: by :data:`DEFAULT_SPARSE`, plus those matching a ``sparsify_also``
+    pattern, less those matching a ``keep_dense`` pattern (which wins). A pattern is an ``fnmatch``
+    glob over a parameter's names (``head.weight``, ``encoder.*.in_proj_weight``) or over
+    ``<module class>.<attribute>`` (``Embedding.weight``, ``Linear.*``). Frozen parameters
+    (``requires_grad=False``) are never sparsified: nothing would regrow them. A pattern that matches
+    no parameter is an error (a typo would otherwise change nothing, silently)."""
+    sparsify_also, keep_dense = tuple(sparsify_also), tuple(keep_dense)
+    names: dict[int, list[str]] = {}
+    keys: dict[int, set[str]] = {}
+    default: dict[int, str] = {}
+    tensors: dict[int, nn.Parameter] = {}
+    for prefix, module in model.named_modules(remove_duplicate=False):
+        for attr, param in module._parameters.items():
+            if param is None:
+                continue
+            key = id(param)
+            tensors[key] = param
+            name = f"{prefix}.{attr}" if prefix else attr
+            if name not in names.setdefault(key, []):
+                names[key].append(name)
+            keys.setdefault(key, set()).update((name, f"{type(module).__name__}.{attr}"))
+            for kind, attrs in DEFAULT_SPARSE.items():  # an out_proj (a Linear's subclass) is a Linear.weight too
+                if isinstance(module, kind):
+                    keys[key].add(f"{kind.__name__}.{attr}")
+                    if attr in attrs:
+                        default.setdefault(key, f"{type(module).__name__}.{attr}")
+    for field, patterns in (("sparsify_also", sparsify_also), ("keep_dense", keep_dense)):
+        for pattern in patterns:
+            if not any(fnmatch.fnmatchcase(k, pattern) for ks in keys.values() for k in ks):
+                shown = ", ".join(n[0] for n in list(names.values())[:8]) + ", ..." * (len(names) > 8)
+                raise ConfigError(f"{field}: pattern {pattern!r} matches no parameter of {type(model).__name__} "
+                                  f"(its parameters: {shown}; a pattern may also name <module class>.<attribute>, "
+                                  "e.g. Embedding.weight)")
+    order = {n: i for i, (n, _) in enumerate(model.named_parameters())}
+    out = []
+    for key in sorted(names, key=lambda k: order.get(names[k][0], len(order))):
+        match = lambda patterns: next((p for p in patterns if any(fnmatch.fnmatchcase(k, p) for k in keys[key])), None)  # noqa: E731
+        param, dense, also = tensors[key], match(keep_dense), match(sparsify_also)
+        if not param.requires_grad:
+            sparse, why = False, "frozen (requires_grad=False)"
+        elif dense is not None:
+            sparse, why = False, f"keep_dense {dense!r}"
+        elif key in default:
+            sparse, why = True, default[key]
+        elif also is not None:
+            sparse, why = True, f"sparsify_also {also!r}"
+        else:
+            sparse, why = False, "not a Linear, Conv or attention weight"
+        out.append(ParamChoice(names[key][0], tuple(param.shape), sparse, why, tuple(names[key][1:])))
+    return out
+
+
+def sparsifiable(model: nn.Module, sparsify_also: Iterable[str] = (), keep_dense: Iterable[str] = ()
+                 ) -> dict[str, nn.Parameter]:
+    """The parameters to sparsify (:func:`choose_params`), keyed by their first ``named_parameters``
+    name, in model order."""
+    params = dict(model.named_parameters())
+    return {c.name: params[c.name] for c in choose_params(model, sparsify_also, keep_dense) if c.sparse}
 
 
 def top_indices(values: Tensor, k: int, *, largest: bool = True) -> Tensor:

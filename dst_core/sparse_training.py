@@ -44,12 +44,12 @@ from torch import nn
 from .config import SPARSITY_FIELDS, TrainConfig
 from .density import layer_counts
 from .errors import ConfigError, DstError, DstWarning
-from .masks import MaskSet, sparsifiable
+from .masks import MaskSet, ParamChoice, choose_params
 from .registry import did_you_mean
 from .schedules import UpdateSchedule, drop_schedule
 from .topology import TopologyUpdater, UpdateStats, derive_generator, resolve_order
 
-__all__ = ["SparseTraining", "attach", "never_updates"]
+__all__ = ["SparseTraining", "attach", "describe_choices", "never_updates"]
 
 _MASK_INIT = -2  # derive_generator stream of the first masks (the trainer's data streams are -3 to -6)
 
@@ -87,6 +87,34 @@ def never_updates(config: TrainConfig, total_steps: int, steps_text: str = "") -
     return None
 
 
+def describe_choices(choices: list[ParamChoice], active: Mapping[str, int] | None = None) -> str:
+    """Lines naming each sparsified parameter (shape, density when ``active`` counts are given, the rule
+    that chose it) and each parameter left dense by a rule (frozen, ``keep_dense``); the others left
+    dense (biases, norms, embeddings) are counted on one line."""
+    sparse = [c for c in choices if c.sparse]
+    total, n_sparse = sum(c.size for c in choices), sum(c.size for c in sparse)
+    width = max((len(c.name) for c in choices), default=0)
+    head = f"sparsified: {len(sparse)} of {len(choices)} parameter tensors, {n_sparse:,} of {total:,} weights"
+    if active is not None and n_sparse:
+        kept = sum(active.values())
+        head += (f"; density {kept / n_sparse:.4f} over them, {(kept + total - n_sparse) / total:.4f} over all "
+                 "weights")
+    lines = [head]
+    for c in sparse:
+        density = f"  density {active[c.name] / c.size:.4f}" if active is not None else ""
+        tied = f"  (also {', '.join(c.also)}: one tensor, one mask)" if c.also else ""
+        lines.append(f"  {c.name:<{width}}  {str(c.shape):<14}{density}  {c.why}{tied}")
+    ruled = [c for c in choices if not c.sparse and not c.why.startswith("not a ")]
+    if ruled:
+        lines.append("left dense by a rule:")
+        lines += [f"  {c.name:<{width}}  {str(c.shape):<14}  {c.why}" for c in ruled]
+    rest = [c for c in choices if not c.sparse and c.why.startswith("not a ")]
+    if rest:
+        lines.append(f"left dense: {len(rest)} other parameter tensors ({sum(c.size for c in rest):,} weights: "
+                     "biases, norms, embeddings, ...)")
+    return "\n".join(lines)
+
+
 def _check_counts(counts: Mapping[str, int], shapes: Mapping[str, tuple[int, ...]], cfg: TrainConfig) -> None:
     """A layer without a single active weight cuts the network: refuse the density up front."""
     empty = [n for n, c in counts.items() if c == 0]
@@ -121,9 +149,12 @@ class SparseTraining:
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, config: TrainConfig, total_steps: int):
         if isinstance(total_steps, bool) or not isinstance(total_steps, int) or total_steps < 1:
             raise ConfigError(f"total_steps: got {total_steps!r}; expected the run's optimizer steps, an integer >= 1")
-        self.params = sparsifiable(model)
+        self.choices = choose_params(model, config.sparsify_also, config.keep_dense)
+        named = dict(model.named_parameters())
+        self.params = {c.name: named[c.name] for c in self.choices if c.sparse}
         if not self.params:
-            raise ConfigError(f"attach: {type(model).__name__} has no Linear or Conv weight to sparsify")
+            raise ConfigError(f"attach: {type(model).__name__} has no parameter to sparsify (Linear, Conv and attention "
+                              "weights are, unless frozen or kept dense; sparsify_also adds others)")
         shapes = {n: tuple(p.shape) for n, p in self.params.items()}
         counts = layer_counts(shapes, config.density, config.init, config.erk_power)
         _check_counts(counts, shapes, config)
@@ -144,6 +175,17 @@ class SparseTraining:
         self._closure_pending = False  # a before_step update waits for step(closure)'s first call
         self._hooks = [optimizer.register_step_pre_hook(self._before_step),
                        optimizer.register_step_post_hook(self._after_step)]
+
+    def density_all(self) -> float:
+        """Active weights over all of the model's parameters, a dense parameter counting as active (each
+        shared tensor once): what the sparsified ones' density means for the whole model."""
+        total = sum(c.size for c in self.choices)
+        dense = sum(c.size for c in self.choices if not c.sparse)
+        return (sum(self.masks.n_active().values()) + dense) / total
+
+    def describe(self) -> str:
+        """What is sparsified (parameter, shape, density, the rule) and what is left dense, as lines."""
+        return describe_choices(self.choices, self.masks.n_active())
 
     def step(self) -> UpdateStats | None:
         """Call once after each ``optimizer.step()``: counts it and runs a due ``after_step`` update.

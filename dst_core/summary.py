@@ -52,6 +52,8 @@ class EpochMetrics:
     n_updates: int = _metric("topology updates in the epoch", "updates {}")
     update_seconds: float = _metric("seconds spent in those updates")
     epoch_seconds: float = _metric("wall time of the epoch", "{:.2f}s")
+    density_all: float | None = _metric("active weights over all of the model's parameters (dense ones count as "
+                                        "active) at the end of the epoch")
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,7 @@ class Summary:
     final_train_loss: float = _metric("train loss at the last epoch")
     final_density: float = _metric("fraction of the sparsified weights active at the end")
     final_itop_rate: float = _metric("fraction of the sparsified weights ever active")
+    final_density_all: float | None = _metric("active weights over all of the model's parameters at the end")
     n_updates: int = _metric("topology updates over the run (0: the mask never changed)")
     update_seconds: float = _metric("seconds spent in topology updates over the run")
 
@@ -104,6 +107,7 @@ def summarise(history: Sequence[dict[str, Any]]) -> dict[str, Any]:
         final_train_loss=final["train_loss"],
         final_density=final["density"],
         final_itop_rate=final["itop_rate"],
+        final_density_all=final.get("density_all"),  # None in runs recorded before it was
         n_updates=sum(m.get("n_updates") or 0 for m in history),  # 0: the mask never changed
         update_seconds=sum(m["update_seconds"] for m in history),
     ))

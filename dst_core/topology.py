@@ -45,7 +45,7 @@ from torch import Tensor
 
 from .config import GROWN_MOMENTUM, SCOPES, UPDATE_ORDERS
 from .criteria import CRITERIA, check_params, prune_active
-from .errors import ConfigError, ContractError
+from .errors import ConfigError, ContractError, Diverged
 from .growth import GROWTH, grow_indices
 from .masks import MaskSet, indices_to_mask
 from .schedules import DropSchedule, UpdateSchedule
@@ -103,11 +103,11 @@ def select_removals(weights: Mapping[str, Tensor], grads: Mapping[str, Tensor], 
 
 @contextlib.contextmanager
 def _naming(where: str):
-    """A component's broken contract, told with where it was called (layer, step)."""
+    """A component's broken contract or a divergence it met, told with where it was called (layer, step)."""
     try:
         yield
-    except ContractError as e:
-        raise ContractError(f"{e} ({where})") from None
+    except (ContractError, Diverged) as e:
+        raise type(e)(f"{e} ({where})") from None
 
 
 def plan_update(weights: Mapping[str, Tensor], grads: Mapping[str, Tensor], masks: Mapping[str, Tensor],

@@ -130,7 +130,7 @@ class Trainer:
         self.total_steps = cfg.epochs * self.steps_per_epoch
         # masks and updates, kept by hooks on the optimizer (none for a dense run)
         self.sparse = None if cfg.is_dense else SparseTraining(self.model, self.optimizer, cfg, self.total_steps)
-        self.params = sparsifiable(self.model)
+        self.params = self.sparse.params if self.sparse else sparsifiable(self.model, cfg.sparsify_also, cfg.keep_dense)
         self.masks: MaskSet | None = self.sparse.masks if self.sparse else None
         self.updater: TopologyUpdater | None = self.sparse.updater if self.sparse else None
         if cfg.kind == "dst":
@@ -222,6 +222,7 @@ class Trainer:
             test_loss=test_loss,
             test_accuracy=test_acc,
             density=self.masks.density() if sparse else 1.0,
+            density_all=self.sparse.density_all() if sparse else 1.0,
             drop_fraction=self.updater.drop_schedule(self.step) if dynamic else 0.0,
             itop_rate=self.masks.itop_rate() if sparse else 1.0,
             n_updates=run["n_updates"],

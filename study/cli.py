@@ -56,7 +56,7 @@ def _train(args: argparse.Namespace) -> int:
 
     load_plugins(args.plugin)  # before the config is checked: it may name a plugin's components
     values = {k: v for k, v in vars(args).items()
-              if k not in ("command", "checkpoint_dir", "json", "results", "plugin")}
+              if k not in ("command", "checkpoint_dir", "json", "results", "plugin", "show_sparsity")}
     if "criterion_params" in values:
         values["criterion_params"] = dict(values["criterion_params"])
     config = TrainConfig.from_dict(values)
@@ -70,7 +70,7 @@ def _train(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGINT, on_sigint)
     try:
         done = run_one(config, args.checkpoint_dir, args.results, should_stop=lambda: stop["requested"],
-                       on_start=lambda run: print_train_start(run, args.checkpoint_dir, log),
+                       on_start=lambda run: print_train_start(run, args.checkpoint_dir, log, args.show_sparsity),
                        on_epoch=lambda m: print(format_epoch(m, config.epochs), file=log, flush=True))
     except dst_core.Interrupted as e:
         saved = f"checkpoint saved in {args.checkpoint_dir}; run the same command to resume" \
@@ -101,6 +101,11 @@ def _validate(args: argparse.Namespace) -> int:
         trials, what = [], f"an Optuna search of {spec.search.n_trials} trials"
     _warn_before_running(spec, trials)
     print(f"{args.spec}: valid: study {spec.name!r} with {what}, results in {spec.study_dir}")
+    if args.show_sparsity:
+        from .spec import sparsity_layouts
+
+        for layout in sparsity_layouts(spec):
+            print(layout)
     return 0
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import typing
 from typing import Any
 
 import dst_core
@@ -52,8 +53,9 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
                                 dest="criterion_params", default=argparse.SUPPRESS, help=help_)
         elif isinstance(default, bool):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
-        elif isinstance(default, tuple):
-            parser.add_argument(flag, type=float, nargs="*", **kw)
+        elif isinstance(default, tuple):  # numbers (lr_milestones, betas) or patterns (keep_dense)
+            strings = typing.get_args(typing.get_type_hints(TrainConfig)[f.name])[0] is str
+            parser.add_argument(flag, type=str if strings else float, nargs="*", **kw)
         elif isinstance(default, (int, float)):
             parser.add_argument(flag, type=type(default), **kw)
         else:
@@ -94,6 +96,8 @@ def parser(command: str | None = None) -> argparse.ArgumentParser:
     if command == "train":
         _add_config_options(train)
     train.add_argument("--checkpoint-dir", help="checkpoint every epoch here; run again to resume")
+    train.add_argument("--show-sparsity", action="store_true",
+                       help="list what the run sparsifies (parameter, shape, density) and what it leaves dense")
     train.add_argument("--results", metavar="DIR", help="also write the trial into this study's result store")
     train.add_argument("--json", action="store_true",
                        help="end stdout with one JSON object of the final metrics")
@@ -101,6 +105,8 @@ def parser(command: str | None = None) -> argparse.ArgumentParser:
 
     v = sub.add_parser("validate", help="check a study spec without running anything")
     v.add_argument("spec")
+    v.add_argument("--show-sparsity", action="store_true",
+                   help="list what the trials sparsify (parameter, shape, density) and what they leave dense")
     _plugin_option(v)
     for name, help_ in (("run", "run the trials of a spec that have no result yet"),
                         ("resume", "finish a study after its driver died (runs its saved spec again)")):

@@ -267,12 +267,15 @@ def print_status(s, show: int = 10, file: TextIO | None = None) -> None:
         print(f"  failed {f.id} ({f.what}): {f.error}", file=out)
 
 
-def print_train_start(run, checkpoint_dir: str | None, file: TextIO) -> None:
-    """``train``'s first lines: what trains where, and the epoch it resumes from."""
+def print_train_start(run, checkpoint_dir: str | None, file: TextIO, show_sparsity: bool = False) -> None:
+    """``train``'s first lines: what trains where, what it sparsifies (``show_sparsity``), and the epoch
+    it resumes from."""
     config, trainer = run.trial.config, run.trainer
     print(f"training {config.model} on {config.dataset} ({trainer.device}): density {config.density}, "
           f"{config.init}, {config.criterion}/{config.growth}, {config.schedule} drop {config.drop_fraction}, "
           f"update every {config.update_period} steps, {config.epochs} epochs, seed {config.seed}", file=file)
+    if show_sparsity:
+        print(trainer.sparse.describe() if trainer.sparse else "dense: every parameter is trained dense", file=file)
     if trainer.resumed_from is not None:
         where = f"epoch {trainer.epoch}" + (f", batch {trainer.batch}" if trainer.batch else "")
         print(f"resumed from {checkpoint_dir} at {where}", file=file)

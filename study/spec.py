@@ -177,6 +177,43 @@ class StudySpec(BaseModel):
         return self._trials
 
 
+def _sparsity_cases(configs) -> dict[tuple, TrainConfig]:
+    """One config per model, data set and rule of what is sparsified (the lowest density of its sparse
+    trials: the one that tells most), keyed by what decides the layout."""
+    cases: dict[tuple, TrainConfig] = {}
+    for c in configs:
+        if c.kind == "dense":
+            continue
+        key = (c.model, c.dataset, c.init, c.erk_power, c.sparsify_also, c.keep_dense)
+        if key not in cases or c.density < cases[key].density:
+            cases[key] = c
+    return cases
+
+
+def _layout(config: TrainConfig) -> str:
+    """What a trial of ``config`` sparsifies (parameter, shape, density) and leaves dense, as lines."""
+    from dst_core.data import DATASETS
+    from dst_core.density import layer_counts
+    from dst_core.masks import choose_params
+    from dst_core.models import build_model
+    from dst_core.sparse_training import describe_choices
+
+    meta = DATASETS.get(config.dataset).meta
+    choices = choose_params(build_model(config.model, meta["input_shape"], meta["num_classes"]),
+                            config.sparsify_also, config.keep_dense)
+    shapes = {c.name: c.shape for c in choices if c.sparse}
+    return describe_choices(choices, layer_counts(shapes, config.density, config.init, config.erk_power)
+                            if shapes else None)
+
+
+def sparsity_layouts(spec: StudySpec) -> list[str]:
+    """For ``validate --show-sparsity``: per model, data set and rule of the spec, what its trials
+    sparsify at their lowest density, headed by what the layout is of."""
+    configs = [t.config for t in spec.trials()] if spec.search is None else [TrainConfig.from_dict(spec.base)]
+    return [f"{c.model} on {c.dataset}, {c.init} at density {c.density:g}:\n{_layout(c)}"
+            for c in _sparsity_cases(configs).values()]
+
+
 def oversubscribed(spec: StudySpec) -> list[str]:
     """A line when trials start more DataLoader workers than the CPUs they reserve: Ray places other
     trials on the CPUs those workers use, and every trial slows down. Said, not refused: data in
@@ -383,6 +420,11 @@ def _data_problems(spec: StudySpec, base: TrainConfig) -> list[str]:
             check_compatible(model, meta["input_shape"], meta["num_classes"], f"dataset {dataset!r}")
         except ConfigError as e:
             problems.append(f"model: {e}")
+    for config in _sparsity_cases(configs).values():  # a keep_dense / sparsify_also pattern must match something
+        try:
+            _layout(config)
+        except ConfigError as e:
+            problems.append(f"model {config.model!r}: {e}")
     pairs = {(c.dataset, c.data_root) for c in configs}
     for dataset, root in sorted(pairs, key=str):
         try:

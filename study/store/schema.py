@@ -58,7 +58,7 @@ def _arrow_type(annotation) -> pa.DataType:
     if annotation is float:
         return pa.float64()
     if typing.get_origin(annotation) is tuple:
-        return pa.list_(pa.float64())
+        return pa.list_(pa.string() if typing.get_args(annotation)[0] is str else pa.float64())
     return pa.string()  # mappings (criterion_params) are stored as JSON text
 
 

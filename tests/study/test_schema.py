@@ -28,7 +28,8 @@ def test_trials_metric_columns_are_the_summary_in_their_old_order():
     block = names[names.index("epochs_done"):names.index("host")]
     assert block == ["epochs_done", "final_test_accuracy", "test_accuracy_at_best_val", "best_val_accuracy",
                      "best_val_epoch", "final_val_accuracy", "best_test_accuracy", "best_epoch", "final_test_loss",
-                     "final_train_accuracy", "final_train_loss", "final_density", "final_itop_rate", "n_updates",
+                     "final_train_accuracy", "final_train_loss", "final_density", "final_itop_rate",
+                     "final_density_all", "n_updates",
                      "resumed_from", "wall_seconds", "update_seconds"]
     assert [n for n in block if n in SUMMARY] == list(SUMMARY)
     assert set(SUMMARY_COLUMNS) == {f.name for f in dataclasses.fields(Summary)}
