@@ -6,7 +6,8 @@ Look-ups ignore case, ``_`` and ``-`` so the paper's spellings work (``SET``, ``
 Entries are typed: each registry declares its required and optional metadata (:class:`Meta`, a key's
 type or its allowed values) and how many positional arguments its objects take (``arity``, checked
 with :func:`inspect.signature`; a registry whose entries may also ``select`` says how many those take).
-A missing or wrong key, a name already taken (by a built-in or another plugin) or an object of the
+A missing ``description`` is the first line of the registered object's docstring. A missing or
+wrong key, a name already taken (by a built-in or another plugin) or an object of the
 wrong signature is refused at registration with :class:`RegistrationError`: one line naming who
 registered it (the plugin module, or ``dst_core``), the entry and the problem. Each entry records the
 plugin module that registered it (``None`` for built-ins): a trial's provenance names it.
@@ -17,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import inspect
+import types
 from dataclasses import dataclass, field
 from typing import Any, Callable, Generic, Iterator, Mapping, TypeVar
 
@@ -156,6 +158,10 @@ class Registry(Generic[T]):
                 owner = f"plugin {other!r}" if other else "a built-in"
                 raise refuse(f"the name is taken by {owner} ({self.kind} {self._entries[key].name!r}); "
                              "choose another name")
+            # its own docstring (a function's, a class's; never one inherited, as inspect.getdoc would give)
+            doc = obj.__doc__ if isinstance(obj, (types.FunctionType, type)) and "description" not in meta else None
+            if doc and doc.strip() and self.meta is not None and "description" in self.meta.required:
+                meta["description"] = doc.strip().splitlines()[0]
             problems = self.meta.problems(meta) if self.meta is not None else []
             if problems:
                 raise refuse("; ".join(problems))

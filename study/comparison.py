@@ -122,7 +122,8 @@ def check_one_revision(trials: pd.DataFrame) -> None:
 def check_one_plugin_source(trials: pd.DataFrame) -> None:
     """Refuse to pool results that ran different source code of one plugin (the rows' ``plugins``
     hashes), as results of different algorithm revisions are refused; rows that used no plugin pool
-    with any. The ``--where`` offered keeps the newest code's rows (and those that used none)."""
+    with any. The ``--where`` offered leaves out the rows of any plugin's older code and keeps every
+    other row (those of the newest code, of other plugins, of none)."""
     if "plugins" not in trials or trials.empty:
         return
     from .plugins import recorded_hashes  # reads the rows' records: imports no plugin
@@ -135,12 +136,17 @@ def check_one_plugin_source(trials: pd.DataFrame) -> None:
     differ = sorted(m for m, h in hashes.items() if len(h) > 1)
     if not differ:
         return
+    # per module, the code of its newest row; the --where leaves out each record that names older code
+    # of one, and keeps every other (rows of other plugins, of none)
     if "ended_at" in trials and trials.loc[texts.index, "ended_at"].notna().any():
-        newest = texts.loc[trials.loc[texts.index, "ended_at"].idxmax()]
+        by_age = texts.loc[trials.loc[texts.index, "ended_at"].sort_values(kind="stable").index]
     else:
-        newest = texts.value_counts().idxmax()
+        by_age = texts.loc[texts.map(texts.value_counts()).sort_values(kind="stable").index]
+    newest = {m: h for text in by_age for m, h in recorded_hashes(text).items()}  # the last one seen wins
+    older = sorted(t for t in texts.unique() if any(newest.get(m) != h for m, h in recorded_hashes(t).items()
+                                                    if m in differ))
     versions = "; ".join(f"{m}: sha256 {', '.join(sorted(h[:12] for h in hashes[m]))}" for m in differ)
-    where = f"plugins == {json.dumps(newest)} or plugins == None"
+    where = " and ".join(f"plugins != {json.dumps(t)}" for t in older)
     raise StoreError(f"these trials ran different source code of plugin{'s' * (len(differ) > 1)} {', '.join(differ)} "
                      f"({versions}), whose results are not comparable; narrow them with --where '{where}', or re-run "
                      "the older ones (dst-study run SPEC --rerun-outdated)")

@@ -128,7 +128,9 @@ def parser(command: str | None = None) -> argparse.ArgumentParser:
     q.add_argument("study")
     q.add_argument("--table", choices=sorted(TABLES), default="trials")
     q.add_argument("--where", help="filter, e.g. \"criterion == 'snip' and density < 0.2\" (columns, literals, "
-                                   "comparisons, in / not in lists, and / or / not, parentheses)")
+                                   "comparisons, in / not in lists, and / or / not, parentheses); history and "
+                                   "jaccard rows by their trial's columns too (a column both tables have, such as "
+                                   "density, is the table's own)")
     q.add_argument("--columns", nargs="+", help="columns to show, or 'all' (default: all in csv and json, a "
                                                 "readable few in a table)")
     q.add_argument("--format", choices=FORMATS, default="table")

@@ -52,6 +52,7 @@ class PluginInfo:
 
 
 _LOADED: dict[str, PluginInfo] = {}  # module name -> its info, as this process imported it
+_HELPERS: dict[str, list[str]] = {}  # plugin -> the user's own modules it imported (a sibling helper.py)
 
 
 def load_plugins(names: Iterable[str], *, announce: bool = True) -> list[PluginInfo]:
@@ -61,7 +62,7 @@ def load_plugins(names: Iterable[str], *, announce: bool = True) -> list[PluginI
     names = list(dict.fromkeys(names))
     for name in names:
         if not isinstance(name, str) or not MODULE_NAME.match(name):
-            raise PluginError(f"plugin {name!r}: not a module name (e.g. my_criteria or mypkg.models)")
+            raise PluginError(f"plugin {name!r}: not a module name (e.g. my_criteria or mypkg.models){_as_module(name)}")
     new = [n for n in names if n not in _LOADED]
     if not new:
         return [_LOADED[n] for n in names]
@@ -74,6 +75,7 @@ def load_plugins(names: Iterable[str], *, announce: bool = True) -> list[PluginI
     if cwd not in sys.path:
         sys.path.insert(0, cwd)
     for name in new:
+        before = set(sys.modules)
         with loading_plugin(name):
             try:
                 module = importlib.import_module(name)
@@ -85,8 +87,21 @@ def load_plugins(names: Iterable[str], *, announce: bool = True) -> list[PluginI
                 raise PluginError(f"plugin {name!r}: importing it failed: {type(e).__name__}: {e}") from None
             except Exception as e:
                 raise PluginError(f"plugin {name!r}: importing it failed: {type(e).__name__}: {e}") from None
-        _LOADED[name] = _info(module)
+        _HELPERS[name] = _local_modules(set(sys.modules) - before, name)
+        _LOADED[name] = _info(module, _HELPERS[name])
     return [_LOADED[n] for n in names]
+
+
+def _as_module(name: object) -> str:
+    """For a file path given as a plugin (``./x.py``, ``pkg/models.py``): the module name to give instead."""
+    if not isinstance(name, str) or not name.endswith(".py"):
+        return ""
+    parts = [p for p in Path(name[:-3]).parts if p not in (".", "")]
+    module = ".".join(parts)
+    if not parts or not MODULE_NAME.match(module):
+        return ""
+    return (f"; for the file {name} give {module!r}, from the folder that holds "
+            f"{parts[0] + ('/' if len(parts) > 1 else '.py')} (or with that folder on PYTHONPATH)")
 
 
 def loaded() -> dict[str, PluginInfo]:
@@ -100,8 +115,35 @@ def _registries() -> dict[str, Any]:
     return {field: getattr(dst_core, registry) for field, registry in REGISTRY_FIELDS.items()}
 
 
-def _info(module: ModuleType) -> PluginInfo:
-    return PluginInfo(module.__name__, _version(module), _source_sha256(module))
+def _info(module: ModuleType, helpers: Iterable[str] = ()) -> PluginInfo:
+    """A plugin's record; its hash covers the helper modules it imported too (their code computes its
+    results): the module's own hash when it imported none, as before helpers were counted."""
+    own = _source_sha256(module)
+    helpers = sorted(helpers)
+    if not helpers:
+        return PluginInfo(module.__name__, _version(module), own)
+    digest = hashlib.sha256(own.encode())
+    for helper in helpers:
+        digest.update(f"\0{helper}\0{_source_sha256(sys.modules[helper])}".encode())
+    return PluginInfo(module.__name__, _version(module), digest.hexdigest())
+
+
+def _local_modules(imported: set[str], plugin: str) -> list[str]:
+    """The top-level modules among ``imported`` that are the user's own files, like the plugin (not
+    installed, not the standard library, not dst-study): shipped to workers and hashed with it."""
+    import sysconfig
+
+    skip = {plugin.partition(".")[0], "dst_core", "study"}
+    stdlib = tuple(os.path.realpath(sysconfig.get_paths()[k]) for k in ("stdlib", "platstdlib"))
+    out = set()
+    for name in imported:
+        top = name.partition(".")[0]
+        module = sys.modules.get(top)
+        where = os.path.realpath(getattr(module, "__file__", None) or "")
+        if top in skip or not where or "-packages" + os.sep in where or where.startswith(stdlib):
+            continue
+        out.add(top)
+    return sorted(out)
 
 
 def _version(module: ModuleType) -> str | None:
@@ -142,7 +184,7 @@ def plugins_used(config) -> list[dict[str, Any]]:
             modules.add(plugin)
     out = []
     for name in sorted(modules):
-        info = _LOADED.get(name) or (_info(sys.modules[name]) if name in sys.modules else None)
+        info = _LOADED.get(name) or (_info(sys.modules[name], _HELPERS.get(name, ())) if name in sys.modules else None)
         if info is not None:
             out.append(info.to_dict())
     return out
@@ -168,12 +210,14 @@ def outdated_plugins(recorded: str | None, current: Mapping[str, PluginInfo]) ->
 
 
 def shippable(names: Iterable[str]) -> list[ModuleType]:
-    """The top-level modules of the plugins ``names`` to ship to Ray workers (``py_modules``): those that
-    are not installed into site-packages (an installed plugin is the cluster's to install)."""
+    """The top-level modules of the plugins ``names`` and of the helper modules they imported, to ship to
+    Ray workers (``py_modules``): those that are not installed into site-packages (an installed plugin
+    is the cluster's to install)."""
     out: dict[str, ModuleType] = {}
     for name in names:
-        top = sys.modules.get(name.partition(".")[0])
-        where = getattr(top, "__file__", None) or ""
-        if top is not None and where and "-packages" + os.sep not in where:
-            out[top.__name__] = top
+        for top_name in (name.partition(".")[0], *_HELPERS.get(name, ())):  # its helper modules too
+            top = sys.modules.get(top_name)
+            where = getattr(top, "__file__", None) or ""
+            if top is not None and where and "-packages" + os.sep not in where:
+                out[top.__name__] = top
     return list(out.values())

@@ -60,10 +60,17 @@ def query(store: ParquetStore, table: str = "trials", where: str | None = None,
     if unknown:
         raise StoreError(f"unknown column(s) {', '.join(map(repr, unknown))} in table {table!r} "
                          f"(columns: {', '.join(names)})")
-    condition = filters.parse(where, names, types=dict(zip(names, TABLES[table].types))) if where else None
+    # history and jaccard rows are filtered by their trial's columns too (criterion == 'mine')
+    types = dict(zip(TABLES["trials"].names, TABLES["trials"].types)) if table != "trials" else {}
+    types.update(zip(names, TABLES[table].types))
+    condition = filters.parse(where, list(types), types=types) if where else None
     used = sorted(condition.names) if condition else []
-    pushed = condition.arrow() if condition and table != "trials" else None
-    frame = store.read(table, list(dict.fromkeys([*wanted, *used])), pushed)
+    of_trial = [c for c in used if c not in names]
+    pushed = condition.arrow() if condition and table != "trials" and not of_trial else None
+    frame = store.read(table, list(dict.fromkeys([*wanted, *[c for c in used if c in names]])), pushed)
+    if of_trial:
+        trials = store.read("trials", ["trial_id", *of_trial]).set_index("trial_id")
+        frame = frame.assign(**{c: frame["trial_id"].map(trials[c]) for c in of_trial})
     if condition:
         frame = frame[condition.mask(frame)]
     return frame[wanted].reset_index(drop=True)

@@ -37,6 +37,7 @@ crossed with criteria × growth × density × seed is one trial per density and 
 
 from __future__ import annotations
 
+import re
 import dataclasses
 import itertools
 import math
@@ -434,6 +435,17 @@ def _data_problems(spec: StudySpec, base: TrainConfig) -> list[str]:
     return problems
 
 
+_UNKNOWN_COMPONENT = re.compile(r"unknown (criterion|growth|schedule|init|model|dataset|density) '[^']*' \(choices")
+
+
+def _plugin_hint(problem: str) -> str:
+    """An unknown component's name that resembles none of the registered ones may be a plugin's that
+    was not imported: say where to name it."""
+    if _UNKNOWN_COMPONENT.search(problem) and "did you mean" not in problem:
+        return problem + "; a plugin's? name its module under plugins: in the spec (or give --plugin MODULE)"
+    return problem
+
+
 def parse(data: Any, source: str = "spec", storage: bool = True, plugins: Sequence[str] | None = None) -> StudySpec:
     """Validate a spec given as a mapping; raise one SpecError listing every problem. ``storage``
     False leaves out the check that the study folder can be written (a saved spec's storage only
@@ -469,7 +481,7 @@ def parse(data: Any, source: str = "spec", storage: bool = True, plugins: Sequen
     else:
         problems = _config_problems(spec, storage=storage)
     if problems:
-        lines = "\n".join(f"  {source}: {p}" for p in problems)
+        lines = "\n".join(f"  {source}: {_plugin_hint(p)}" for p in problems)
         raise SpecError(f"{source}: {len(problems)} problem{'s' if len(problems) > 1 else ''}:\n{lines}")
     return spec
 

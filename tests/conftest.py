@@ -32,12 +32,15 @@ def forget_plugins(monkeypatch):
 
     registries = [getattr(dst_core, name) for name in plugins.REGISTRY_FIELDS.values()]
     saved = [dict(r._entries) for r in registries]
-    modules, loaded = set(sys.modules), dict(plugins._LOADED)
+    modules, loaded, helpers = set(sys.modules), dict(plugins._LOADED), dict(plugins._HELPERS)
     monkeypatch.setattr(sys, "path", list(sys.path))
     yield
     for registry, entries in zip(registries, saved):
         registry._entries = entries
     for name in set(plugins._LOADED) - set(loaded):
-        sys.modules.pop(name, None)
+        for module in (name, *plugins._HELPERS.get(name, ())):
+            sys.modules.pop(module, None)
     plugins._LOADED.clear()
     plugins._LOADED.update(loaded)
+    plugins._HELPERS.clear()
+    plugins._HELPERS.update(helpers)

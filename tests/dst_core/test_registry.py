@@ -49,6 +49,27 @@ def test_missing_wrong_or_unknown_metadata_is_refused_in_one_line(meta, problem)
     assert "\n" not in str(e.value) and "tests_reg_bad" not in dst_core.CRITERIA
 
 
+def test_a_description_may_come_from_the_docstring_and_only_from_the_objects_own():
+    from torch import nn
+
+    def balanced(w, g, mask, generator=None):
+        """|w| / mean|w|: magnitude, scaled per layer.
+
+        More lines are not the description."""
+        return w.abs() / w.abs().mean()
+
+    class Bare(nn.Linear):  # no docstring of its own: nn.Linear's is not its description
+        def __init__(self, input_shape, num_classes):
+            super().__init__(input_shape[0], num_classes)
+
+    with loading_plugin("my_plugin"):
+        dst_core.register_criterion("tests_doc", needs_grad=False, paper_order="after_step")(balanced)
+        for obj in (Bare, lambda input_shape, num_classes: None):
+            with pytest.raises(RegistrationError, match="model 'tests_doc_model': missing metadata 'description'"):
+                dst_core.register_model("tests_doc_model")(obj)
+    assert dst_core.CRITERIA.get("tests_doc").description == "|w| / mean|w|: magnitude, scaled per layer."
+
+
 def test_a_name_taken_by_a_builtin_or_another_plugin_is_refused():
     with loading_plugin("my_plugin"), pytest.raises(RegistrationError,
                                                     match="plugin 'my_plugin': criterion 'SNIP': the name is taken "

@@ -205,6 +205,18 @@ def test_validate_refuses_a_model_whose_output_is_not_one_row_of_logits_per_exam
         next(dst_core.train(dst_core.TrainConfig(model=f"{name}_{model}", epochs=1, batch_size=8, device="cpu")))
 
 
+def test_a_file_given_as_a_plugin_and_an_unimported_plugins_component_get_one_line_hints(workdir, capsys):
+    import yaml
+
+    (workdir / "s.yaml").write_text(yaml.safe_dump(_spec(workdir, base={"epochs": 1, "criterion": "mine"})))
+    assert main(["validate", "s.yaml"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown criterion 'mine' (choices: magnitude, " in err
+    assert err.rstrip().endswith("; a plugin's? name its module under plugins: in the spec (or give --plugin MODULE)")
+    assert main(["validate", "s.yaml", "--plugin", "./mine.py"]) == 2
+    assert "for the file ./mine.py give 'mine', from the folder that holds mine.py" in capsys.readouterr().err
+
+
 @pytest.fixture
 def study_with_marker(workdir):
     """A study folder whose saved spec names a plugin that writes a marker file when imported."""
@@ -251,9 +263,30 @@ def test_compare_and_plot_refuse_to_pool_rows_of_different_plugin_code(workdir, 
         err = capsys.readouterr().err
         assert f"these trials ran different source code of plugin {name} ({name}: sha256 aaaaaaaaaaaa, bbbbbbbbbbbb)" \
             in err
-    where = err.split("--where '")[1].split("'")[0]
-    assert "bbbb" in where and "aaaa" not in where  # the newest code's rows, and those that used no plugin
+    where = err.split("--where '")[1].split("', or re-run")[0]
+    assert main(["query", spec.study_dir, "--where", where, "--columns", "criterion", "seed", "--format", "csv"]) == 0
+    kept = capsys.readouterr().out.splitlines()[1:]  # the newest code's rows (each row here names the plugin)
+    assert sorted(kept) == sorted([f"{name},1", "magnitude,1"])
     assert main(["compare", spec.study_dir, "--where", where]) == 0
+
+
+def test_the_where_offered_for_mixed_plugin_code_keeps_the_rows_of_other_plugins(workdir, capsys):
+    criterion, model = _plugin(workdir), _plugin(workdir, MODELS)
+    spec = parse(_spec(workdir, plugins=[criterion, model], base={"epochs": 1, "model": f"{model}_flat"},
+                       grid={"criterion": [criterion, "magnitude"], "seed": [0, 1, 2]}), plugins=[])
+    store = ParquetStore(spec.study_dir)
+    for trial in spec.trials():  # every trial uses the model plugin; seed 0's criterion ran older code
+        ran = [{"module": model, "version": None, "sha256": "cc" * 32}]
+        if trial.config.criterion == criterion:
+            ran.append({"module": criterion, "version": None, "sha256": ("aa" if trial.config.seed == 0 else "bb") * 32})
+        ended = datetime(2026, 1, 1 + trial.config.seed, tzinfo=timezone.utc)
+        store.append(*result_rows(trial, {"history": _history(0.5), "plugins": sorted(ran, key=lambda e: e["module"])},
+                                  status="completed", started_at=T0, ended_at=ended))
+    assert main(["compare", spec.study_dir]) == 2
+    where = capsys.readouterr().err.split("--where '")[1].split("', or re-run")[0]
+    assert main(["query", spec.study_dir, "--where", where, "--columns", "criterion", "seed", "--format", "csv"]) == 0
+    kept = sorted(capsys.readouterr().out.splitlines()[1:])
+    assert kept == sorted([f"{criterion},1", f"{criterion},2", "magnitude,0", "magnitude,1", "magnitude,2"])
 
 
 def test_run_counts_trials_of_older_plugin_code_and_reruns_them_when_asked(workdir):
@@ -284,20 +317,38 @@ def test_workers_on_every_node_import_a_plugin_only_the_driver_has(tmp_path, mon
     own.mkdir()
     marker = tmp_path / "imported.txt"
     name = _plugin(own, MARKER, marker=str(marker))
+    # the criterion's module imports a helper module beside it, and a second plugin is a package whose
+    # module imports a sibling submodule: both must reach the workers whole
+    helper = f"helper_{name}"
+    (own / f"{helper}.py").write_text("def halve(t):\n    return t / 2\n")
+    source = (own / f"{name}.py").read_text()
+    (own / f"{name}.py").write_text(f"from {helper} import halve\n" + source.replace("return w.abs()", "return halve(w.abs())"))
+    package = own / f"pkg_{name}"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "layers.py").write_text("from torch import nn\nWIDTH = 24\n")
+    (package / "models.py").write_text(
+        "import math\nfrom torch import nn\nimport dst_core\nfrom .layers import WIDTH\n\n"
+        f"@dst_core.register_model('{name}_pkg', description='from a package')\n"
+        "def mlp(input_shape, num_classes):\n"
+        "    return nn.Sequential(nn.Flatten(), nn.Linear(math.prod(input_shape), WIDTH), nn.ReLU(),\n"
+        "                         nn.Linear(WIDTH, num_classes))\n")
     monkeypatch.syspath_prepend(str(own))
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
     try:
         cluster.add_node(num_cpus=1)
         cluster.add_node(num_cpus=1)
         cluster.wait_for_nodes()
-        spec = parse({"name": "m", "storage": str(tmp_path), "plugins": [name], "checkpoint_seconds": 0,
-                      "base": {"epochs": 1, "device": "cpu", "criterion": name, "model": f"{name}_mlp"},
-                      "grid": {"seed": [0, 1]}}, plugins=[])
+        spec = parse({"name": "m", "storage": str(tmp_path), "plugins": [name, f"pkg_{name}.models"],
+                      "checkpoint_seconds": 0, "base": {"epochs": 1, "device": "cpu", "criterion": name},
+                      "grid": {"seed": [0, 1], "model": [f"{name}_mlp", f"{name}_pkg"]}}, plugins=[])
+        assert plugins_mod._HELPERS[name] == [helper]  # shipped and hashed with the plugin
         run(plan(spec), address=cluster.address, log=lambda line: None)
-        trials = ParquetStore(str(tmp_path / "m")).read("trials")
-        assert list(trials["status"]) == ["completed", "completed"], trials["error"].tolist()
-        assert set(trials["model"]) == {f"{name}_mlp"}  # its criterion and its model: one module, one entry
-        assert [[e["module"] for e in json.loads(p)] for p in trials["plugins"]] == [[name], [name]]
+        trials = ParquetStore(str(tmp_path / "m")).read("trials").sort_values(["model", "seed"])
+        assert list(trials["status"]) == ["completed"] * 4, trials["error"].tolist()
+        # the criterion and the model of one module: one entry; a package's model: its own
+        assert [[e["module"] for e in json.loads(p)] for p in trials["plugins"]] == \
+            [[name]] * 2 + [sorted([name, f"pkg_{name}.models"])] * 2
         imports = [line.split(" ", 1) for line in marker.read_text().splitlines()]
         workers = [path for _, path in imports if not path.startswith(str(own))]
         assert workers and all("runtime_resources" in path for path in workers), imports  # shipped copies

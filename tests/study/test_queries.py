@@ -24,6 +24,19 @@ def test_query_reads_where_columns_and_rejects_unknown(tmp_path):
     assert len(hist) == 6
 
 
+def test_history_is_filtered_by_its_trials_columns_too(tmp_path):
+    store = ParquetStore(str(tmp_path))
+    for d in (0.05, 0.1):
+        for c in ("snip", "magnitude"):
+            _trial(store, density=d, criterion=c, epochs=3)
+    ids = set(query(store, where="criterion == 'snip'")["trial_id"])
+    got = query(store, "history", where="criterion == 'snip' and epoch >= 2")
+    assert list(got.columns) == list(store.read("history").columns)  # the history's columns, not the trials'
+    assert set(got["trial_id"]) == ids and len(ids) == 2 and sorted(got["epoch"]) == [2, 2, 3, 3]
+    with pytest.raises(StoreError, match="unknown column 'critrion'; did you mean 'criterion'"):
+        query(store, "history", where="critrion == 'snip'")
+
+
 def test_open_study_by_name_and_unknown(tmp_path, monkeypatch):
     monkeypatch.setenv("DST_STUDY_RESULTS", str(tmp_path))
     _trial(ParquetStore(str(tmp_path / "quick")))
