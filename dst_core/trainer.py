@@ -193,11 +193,8 @@ class Trainer:
         lr = self.lr_at(self.epoch)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        order = torch.randperm(len(self.train_set), generator=derive_generator(cfg.seed, self.epoch, _DATA_ORDER))
-        first_step = self.step - self.batch
-        reads = lambda b: derive_generator(cfg.seed, first_step + b, _TRAIN_READ).initial_seed()  # noqa: E731
         self.model.train()
-        for x, y in self.train_set.batches(cfg.batch_size, reads, order, start=self.batch):
+        for x, y in self.batches(self.epoch, start=self.batch):
             if should_stop is not None and should_stop():
                 raise Interrupted(f"stopped at epoch {self.epoch + 1}, batch {self.batch}")
             self._train_step(x, y)
@@ -242,9 +239,20 @@ class Trainer:
         return removal_overlap(names, weights, grads, self.masks.masks, self.updater.drop_schedule(self.step),
                                scope=self.config.scope, seed=self.config.seed, criterion_params=params)
 
+    def batches(self, epoch: int, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The training minibatches of ``epoch`` (0-based) from batch ``start`` on, in this run's seeded
+        order and augmented as it trains on them: what a loop of one's own iterates to repeat
+        :func:`train` bit for bit (README, "DST in your own loop")."""
+        cfg = self.config
+        order = torch.randperm(len(self.train_set), generator=derive_generator(cfg.seed, epoch, _DATA_ORDER))
+        first_step = epoch * self.steps_per_epoch  # every epoch takes steps_per_epoch optimizer steps
+        reads = lambda b: derive_generator(cfg.seed, first_step + b, _TRAIN_READ).initial_seed()  # noqa: E731
+        for b, (x, y) in enumerate(self.train_set.batches(cfg.batch_size, reads, order, start=start), start):
+            if self.data.augment is not None:
+                x = self.data.augment(x, derive_generator(cfg.seed, first_step + b, _AUGMENT, self.device))
+            yield x, y
+
     def _train_step(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        if self.data.augment is not None:
-            x = self.data.augment(x, derive_generator(self.config.seed, self.step, _AUGMENT, self.device))
         loss, correct = _loss_and_correct(self.model(x), y, self.data.num_classes, self._model_named)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()

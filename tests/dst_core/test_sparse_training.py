@@ -283,7 +283,7 @@ def test_bad_settings_are_refused_with_their_name(settings, error, message):
 def test_the_readme_loop_runs():
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     section = readme[readme.index("### DST in your own loop"):readme.index("## Layout")]
-    loop, amp = re.findall(r"```python\n(.*?)```", section, re.S)
+    loop, amp, repeat = re.findall(r"```python\n(.*?)```", section, re.S)
     scope: dict = {}
     exec(compile(loop, "README loop", "exec"), scope)
     sparse, model = scope["sparse"], scope["model"]
@@ -292,6 +292,16 @@ def test_the_readme_loop_runs():
     exec(compile(amp.replace('"cuda"', '"cpu"'), "README AMP loop", "exec"), scope)  # one more epoch
     assert sparse.steps == 352 and isinstance(scope["scaler"], torch.amp.GradScaler)
     assert all(torch.all(p[~sparse.masks[n]] == 0) for n, p in model.named_parameters() if n in sparse.masks)
+    # the loop that repeats train() with public names only ends where train() ends, bit for bit
+    scope = {}
+    exec(compile(repeat, "README repeat loop", "exec"), scope)
+    reference = Trainer(scope["config"])
+    list(reference.epochs())
+    assert scope["sparse"].steps == reference.step and scope["sparse"].updater.n_updates == reference.updater.n_updates
+    for name, value in reference.model.state_dict().items():
+        assert torch.equal(value, scope["model"].state_dict()[name]), name
+    for name in reference.masks:
+        assert torch.equal(reference.masks[name], scope["sparse"].masks[name]), name
 
 
 def test_a_model_moved_after_attach_is_an_error_naming_the_fix():
