@@ -195,8 +195,9 @@ def checked_scores(what: str, scores: Any, w: Tensor, g: Tensor | None, deciding
         got = f"shape {tuple(scores.shape)}" if isinstance(scores, Tensor) else type(scores).__name__
         raise ContractError(f"{what} returned scores of {got} for {w.numel()} weights; expected a tensor of their "
                             f"shape {tuple(w.shape)}, one score per weight")
-    bad = ~torch.isfinite(scores) if deciding is None else ~torch.isfinite(scores) & deciding
-    if bool(bad.any()):
+    finite = torch.isfinite(scores)
+    if not bool(finite.all() if deciding is None else (finite | ~deciding).all()):
+        bad = ~finite if deciding is None else ~finite & deciding
         given = "weights" if not bool(torch.isfinite(w).all()) else \
             "gradients" if g is not None and not bool(torch.isfinite(g).all()) else None
         if given:  # not the component's fault
