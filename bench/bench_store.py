@@ -130,6 +130,7 @@ def _history(final: np.ndarray, density: np.ndarray, rng: np.random.Generator) -
                "val_accuracy": val, "test_loss": loss(test, 1.3) + 0.05, "test_accuracy": test,
                "density": density[:, None], "drop_fraction": 0.0025 + 0.2475 * (1 + np.cos(np.pi * e / EPOCHS)),
                "itop_rate": np.minimum(1.0, density[:, None] * (1 + 2.5 * (1 - np.exp(-e / 30.0)))),
+               "density_all": density[:, None] + 0.003,  # ResNet-56's dense BatchNorm weights and biases
                "n_updates": updates, "update_seconds": update_s,
                "epoch_seconds": 6.0 + rng.gamma(9.0, 0.05, (n, EPOCHS)) + update_s}
     return {k: np.broadcast_to(v, (n, EPOCHS)) for k, v in metrics.items()}

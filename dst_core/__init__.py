@@ -29,8 +29,8 @@ import importlib
 from typing import Any
 
 from .config import ALGORITHM_REVISION, TrainConfig
-from .errors import (CheckpointMismatchError, ConfigError, DatasetNotFoundError, Diverged, DstError, Interrupted,
-                     UnknownNameError)
+from .errors import (CheckpointMismatchError, ConfigError, ContractError, DatasetNotFoundError, Diverged, DstError,
+                     Interrupted, UnknownNameError)
 from .summary import EpochMetrics, Summary, summarise
 
 # The rest loads torch (~1.5 s): it is imported on first use, so reading results never pays for it
@@ -38,7 +38,8 @@ _LAZY = {
     "jaccard": "analytics", "removal_overlap": "analytics", "CRITERIA": "criteria", "select_prune": "criteria",
     "DATASETS": "data", "DataBundle": "data", "load_dataset": "data", "DENSITY": "density",
     "layer_counts": "density", "layer_densities": "density", "GROWTH": "growth", "select_grow": "growth",
-    "MaskSet": "masks", "n_active": "masks", "select_top": "masks", "sparsifiable": "masks", "MODELS": "models",
+    "MaskSet": "masks", "n_active": "masks", "select_top": "masks", "sparsifiable": "masks",
+    "choose_params": "masks", "MODELS": "models",
     "build_model": "models", "SCHEDULES": "schedules", "UpdateSchedule": "schedules",
     "drop_schedule": "schedules", "SparseTraining": "sparse_training", "attach": "sparse_training",
     "TopologyUpdater": "topology", "drop_and_grow": "topology", "Trainer": "trainer", "train": "trainer",
@@ -74,9 +75,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ALGORITHM_REVISION", "CRITERIA", "DATASETS", "DENSITY", "GROWTH", "MODELS", "SCHEDULES",
-    "CheckpointMismatchError", "ConfigError", "DataBundle", "DatasetNotFoundError", "Diverged", "DstError",
+    "CheckpointMismatchError", "ConfigError", "ContractError", "DataBundle", "DatasetNotFoundError", "Diverged", "DstError",
     "EpochMetrics", "Interrupted", "MaskSet", "SparseTraining", "Summary", "TopologyUpdater", "TrainConfig",
-    "Trainer", "UnknownNameError", "UpdateSchedule", "attach", "build_model", "drop_and_grow", "drop_schedule",
+    "Trainer", "UnknownNameError", "UpdateSchedule", "attach", "build_model", "choose_params", "drop_and_grow", "drop_schedule",
     "jaccard", "layer_counts", "layer_densities", "load_dataset", "n_active", "register_criterion",
     "register_dataset", "register_density", "register_growth", "register_model", "register_schedule",
     "removal_overlap", "select_grow", "select_prune", "select_top", "sparsifiable", "summarise", "train",

@@ -155,6 +155,11 @@ class SparseTraining:
         if not self.params:
             raise ConfigError(f"attach: {type(model).__name__} has no parameter to sparsify (Linear, Conv and attention "
                               "weights are, unless frozen or kept dense; sparsify_also adds others)")
+        frozen = [c.name for c in self.choices if c.why.startswith("frozen")]
+        if frozen:  # said, not refused: fine-tuning part of a network is common
+            warnings.warn(f"{len(frozen)} frozen parameter tensor{'s' * (len(frozen) > 1)} left dense (requires_grad="
+                          f"False: nothing would regrow them): {', '.join(frozen[:5])}{', ...' * (len(frozen) > 5)}",
+                          DstWarning, stacklevel=3)
         shapes = {n: tuple(p.shape) for n, p in self.params.items()}
         counts = layer_counts(shapes, config.density, config.init, config.erk_power)
         _check_counts(counts, shapes, config)

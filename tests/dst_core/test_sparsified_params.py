@@ -9,7 +9,7 @@ from torch import nn
 
 from dst_core import attach
 from dst_core.data import DATASETS
-from dst_core.errors import ConfigError
+from dst_core.errors import ConfigError, DstWarning
 from dst_core.masks import SPARSE_MODULES, choose_params, n_active, sparsifiable
 from dst_core.models import MODELS, build_model
 
@@ -130,8 +130,10 @@ def test_frozen_parameters_are_left_out_and_said_to_be():
     model = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 4))
     model[0].requires_grad_(False)
     optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
-    sparse = attach(model, optimizer, total_steps=10, density=0.25, criterion="snip", growth="gradient",
-                    update_period=2, init="uniform")
+    with pytest.warns(DstWarning, match=r"2 frozen parameter tensors left dense \(requires_grad=False: nothing would "
+                                        r"regrow them\): 0.weight, 0.bias"):
+        sparse = attach(model, optimizer, total_steps=10, density=0.25, criterion="snip", growth="gradient",
+                        update_period=2, init="uniform")
     assert list(sparse.masks) == ["2.weight"] and bool((model[0].weight != 0).all())
     _train_steps(model, sparse, optimizer, (6,))  # gradient growth on the trained layer only
     assert sparse.updater.n_updates == 1 and int(sparse.masks["2.weight"].sum()) == 16
