@@ -28,7 +28,7 @@ import pandas as pd
 from dst_core.config import RUN_ONLY_FIELDS, UNUSED_BY_KIND
 
 from . import stats
-from .store import CONFIG_COLUMNS, StoreError, revision, revision_where
+from .store import CONFIG_COLUMNS, SUMMARY_COLUMNS, StoreError, revision, revision_where
 
 __all__ = ["CORRECTIONS", "Comparison", "SPANS", "TESTS", "check_one_plugin_source", "check_one_revision",
            "columns_for", "compare", "default_axes", "default_metric", "groupable", "ranking", "stopped_note",
@@ -202,10 +202,20 @@ def compare(trials: pd.DataFrame, metric: str = "final_test_accuracy", rows: str
     for name, value, choices in (("--test", test, TESTS), ("--correction", correction, CORRECTIONS)):
         if value not in choices:
             raise StoreError(f"{name}: got {value!r}; expected one of {', '.join(choices)}")
+    if not pd.api.types.is_numeric_dtype(trials[metric]) or pd.api.types.is_bool_dtype(trials[metric]):
+        numeric = [c for c in SUMMARY_COLUMNS if c not in ("epochs_done", "best_epoch", "best_val_epoch")]
+        raise StoreError(f"--metric {metric}: holds {trials[metric].dtype} values, not numbers to compare; "
+                         f"choose a metric ({', '.join(numeric)})")
     data = trials if status is None else trials[trials["status"] == status]
+    if data.empty:
+        raise StoreError("no trials to compare: " + (f"of the {len(trials)} that match, none is {status}" if len(trials)
+                                                     else "the filter (--where) matches none, or the study has none yet"))
     check_one_revision(data)
     data = data.assign(kind=trial_kinds(data), **{metric: pd.to_numeric(data[metric], errors="coerce")})
     data = data[data[metric].notna()]
+    if data.empty:
+        raise StoreError(f"--metric {metric}: no {status or ''} trial has a value (e.g. test_accuracy_at_best_val "
+                         "needs a validation split)")
     split = [a for a in varying_axes(data) if a not in (rows, cols)]
     if pool is not None and pool != cols and pool not in split:
         raise StoreError(f"--pool {pool!r}: not an axis of this comparison; pool the columns ({cols!r}) or an axis "

@@ -141,10 +141,22 @@ def _check_types(tree: ast.AST, source: str, types: Mapping[str, pa.DataType], w
                     continue
                 if kind == "list":
                     refuse(left.id, lists)
+                example = {"boolean": "True or False", "number": "a number", "string": "a 'string'",
+                           "time": "a 'string' such as '2024-05-01 12:00' (UTC)"}[kind]
                 if _LITERAL_KIND[type(literal)] != kind and not (kind == "time" and isinstance(literal, str)):
-                    example = {"boolean": "True or False", "number": "a number", "string": "a 'string'",
-                               "time": "a 'string' such as '2024-05-01 12:00'"}[kind]
                     refuse(left.id, f", not {literal!r} (a {_LITERAL_KIND[type(literal)]}): compare it with {example}")
+                if kind == "time" and not _is_time(literal):
+                    refuse(left.id, f", and {literal!r} is not a time: compare it with {example}")
+
+
+def _is_time(text: str) -> bool:
+    import pandas as pd
+
+    try:
+        pd.Timestamp(text)
+    except (ValueError, TypeError):
+        return False
+    return True
 
 
 def _literal(node: ast.AST) -> bool:

@@ -490,9 +490,13 @@ def load(path: str | Path, plugins: Sequence[str] | None = None) -> StudySpec:
     """The spec in the file ``path``; ``plugins`` as for :func:`parse`."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise SpecError(f"{path}: cannot read the spec ({e.strerror})") from None
+    except UnicodeDecodeError as e:
+        line = path.read_bytes()[:e.start].count(b"\n") + 1
+        raise SpecError(f"{path}: not UTF-8 text (byte {e.object[e.start]:#04x} on line {line}); save the spec as "
+                        "UTF-8") from None
     return from_yaml(text, str(path), plugins=plugins)
 
 

@@ -17,7 +17,10 @@ import time
 os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"  # nothing leaves this machine but what the user's URI names
 
 from mlflow.entities import Metric, Param  # noqa: E402
+from mlflow.exceptions import MlflowException  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
+
+from dst_core.errors import ConfigError  # noqa: E402
 
 from .records import TrialRecord  # noqa: E402
 
@@ -32,9 +35,14 @@ def _ms(seconds: float | None) -> int:
 
 class MlflowSink:
     def __init__(self, target: str, study: str):
-        self.client = MlflowClient(tracking_uri=target)
-        experiment = self.client.get_experiment_by_name(study)
-        self.experiment = experiment.experiment_id if experiment else self.client.create_experiment(study)
+        try:
+            self.client = MlflowClient(tracking_uri=target)
+            experiment = self.client.get_experiment_by_name(study)
+            self.experiment = experiment.experiment_id if experiment else self.client.create_experiment(study)
+        except MlflowException as e:  # a scheme MLflow has no store for, a server that does not answer
+            first = str(e.message).strip().split(". ")[0].strip()
+            raise ConfigError(f"--to mlflow {target}: MLflow cannot use it ({first}); give a tracking URI such as "
+                              "sqlite:///mlflow.db or a server's http://HOST:PORT") from None
         self.where = f"{target}, experiment {study!r}"
         self._runs: dict[str, list[str]] = {}  # trial id -> its runs (a cut-short one among them)
 
