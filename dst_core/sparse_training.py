@@ -49,7 +49,7 @@ from .registry import did_you_mean
 from .schedules import UpdateSchedule, drop_schedule
 from .topology import TopologyUpdater, UpdateStats, derive_generator, resolve_order
 
-__all__ = ["SparseTraining", "attach", "describe_choices", "never_updates"]
+__all__ = ["SparseTraining", "attach", "check_counts", "describe_choices", "never_updates"]
 
 _MASK_INIT = -2  # derive_generator stream of the first masks (the trainer's data streams are -3 to -6)
 
@@ -115,7 +115,7 @@ def describe_choices(choices: list[ParamChoice], active: Mapping[str, int] | Non
     return "\n".join(lines)
 
 
-def _check_counts(counts: Mapping[str, int], shapes: Mapping[str, tuple[int, ...]], cfg: TrainConfig) -> None:
+def check_counts(counts: Mapping[str, int], shapes: Mapping[str, tuple[int, ...]], cfg: TrainConfig) -> None:
     """A layer without a single active weight cuts the network: refuse the density up front."""
     empty = [n for n, c in counts.items() if c == 0]
     if not empty:
@@ -162,7 +162,7 @@ class SparseTraining:
                           DstWarning, stacklevel=3)
         shapes = {n: tuple(p.shape) for n, p in self.params.items()}
         counts = layer_counts(shapes, config.density, config.init, config.erk_power)
-        _check_counts(counts, shapes, config)
+        check_counts(counts, shapes, config)
         device = next(iter(self.params.values())).device
         self.masks = MaskSet.from_counts(self.params, counts, derive_generator(config.seed, 0, _MASK_INIT, device))
         self.masks.apply_(self.params)

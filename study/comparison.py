@@ -199,6 +199,8 @@ def compare(trials: pd.DataFrame, metric: str = "final_test_accuracy", rows: str
             raise StoreError(f"unknown column {name!r} (columns: {', '.join(trials.columns)})")
     if rows == cols:
         raise StoreError(f"--rows and --cols are both {rows!r}; choose two different columns")
+    if not 0 < alpha < 1:  # NaN fails this too
+        raise StoreError(f"--alpha: got {alpha}; expected a level between 0 and 1, e.g. 0.05")
     for name, value, choices in (("--test", test, TESTS), ("--correction", correction, CORRECTIONS)):
         if value not in choices:
             raise StoreError(f"{name}: got {value!r}; expected one of {', '.join(choices)}")

@@ -37,10 +37,10 @@ crossed with criteria × growth × density × seed is one trial per density and 
 
 from __future__ import annotations
 
-import re
 import dataclasses
 import itertools
 import math
+import re
 from pathlib import Path
 from typing import Any, Iterator, Literal, Sequence
 
@@ -99,6 +99,9 @@ class SearchSpec(BaseModel):
     reduction_factor: float = Field(3.0, gt=1)  # 1 in reduction_factor trials goes on at each rung
 
 
+MAX_TRIALS = 100_000  # a grid's trials unless the spec's max_trials says more
+
+
 class StudySpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     _trials: list[Trial] | None = PrivateAttr(None)  # trials(), expanded once
@@ -118,6 +121,9 @@ class StudySpec(BaseModel):
     # modules that register components (criteria, models, ...) under their own names: imported before the
     # configs are checked, by the commands that run or validate a spec, and by every Ray worker
     plugins: list[str] = []
+    # the most trials the grid may expand to (default MAX_TRIALS): validate and run count them first and
+    # refuse more, before building a config for each (about a millisecond and a kilobyte apiece)
+    max_trials: int | None = Field(None, gt=0)
 
     @field_validator("plugins")
     @classmethod
@@ -160,6 +166,14 @@ class StudySpec(BaseModel):
                 for cell in _cross(rest):
                     yield {**cell, **own}
 
+    def n_cells(self) -> int:
+        """How many cells :meth:`cells` yields, counted without yielding them."""
+        count = math.prod(len(v) for v in self.grid.values()) if self.grid else 0
+        for entry in self.include:
+            own = math.prod(len(v) if isinstance(v, list) else 1 for v in entry.values())
+            count += own * math.prod(len(v) for k, v in self.grid.items() if k not in entry)
+        return count
+
     def trials(self) -> list[Trial]:
         """The trials in a stable order (grid, then includes), each once. Cells that a trial's kind
         cannot tell apart (a static baseline crossed with every criterion) collapse before a config
@@ -197,14 +211,16 @@ def _layout(config: TrainConfig) -> str:
     from dst_core.density import layer_counts
     from dst_core.masks import choose_params
     from dst_core.models import build_model
-    from dst_core.sparse_training import describe_choices
+    from dst_core.sparse_training import check_counts, describe_choices
 
     meta = DATASETS.get(config.dataset).meta
     choices = choose_params(build_model(config.model, meta["input_shape"], meta["num_classes"]),
                             config.sparsify_also, config.keep_dense)
     shapes = {c.name: c.shape for c in choices if c.sparse}
-    return describe_choices(choices, layer_counts(shapes, config.density, config.init, config.erk_power)
-                            if shapes else None)
+    counts = layer_counts(shapes, config.density, config.init, config.erk_power) if shapes else None
+    if counts:  # a density that leaves a layer no weight fails every trial of it the same way: refused here
+        check_counts(counts, shapes, config)
+    return describe_choices(choices, counts)
 
 
 def sparsity_layouts(spec: StudySpec) -> list[str]:
@@ -271,6 +287,13 @@ def _pydantic_problems(error: ValidationError) -> list[str]:
 
 
 def _config_problems(spec: StudySpec, data: bool = True, storage: bool = True) -> list[str]:
+    limit = spec.max_trials or MAX_TRIALS
+    if spec.search is None and spec.n_cells() > limit:  # said before a single cell is expanded
+        axes = " x ".join(f"{k} {len(v)}" for k, v in spec.grid.items())
+        more = f" and {len(spec.include)} include entries" if spec.include else ""
+        return [f"grid: {spec.n_cells():,} trials ({axes}{more}), more than max_trials ({limit:,}); give max_trials: "
+                f"{spec.n_cells()} in the spec to run them all (validate then builds a config for each), or narrow an "
+                "axis"]
     problems = []
     for section in ("base", "grid"):
         for key in getattr(spec, section):
@@ -500,10 +523,28 @@ def load(path: str | Path, plugins: Sequence[str] | None = None) -> StudySpec:
     return from_yaml(text, str(path), plugins=plugins)
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key given twice in one mapping (plain YAML keeps the last one
+    silently: a second ``grid:`` would drop the first)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # '<<: *anchor' merges keys that may be overridden
+                continue
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} given twice (first at line {seen[key] + 1}): a mapping takes each key "
+                    "once; merge the two", key_node.start_mark)
+            seen.setdefault(key, key_node.start_mark.line)
+        return super().construct_mapping(node, deep)
+
+
 def from_yaml(text: str, source: str, storage: bool = True, plugins: Sequence[str] | None = None) -> StudySpec:
     """:func:`parse` of a spec's YAML text; a YAML mistake is one line naming ``source`` and where."""
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as e:
         mark, context, context_mark = (getattr(e, a, None) for a in ("problem_mark", "context", "context_mark"))
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -214,6 +214,8 @@ class ParquetStore:
     def _scan(self, table: str, columns: list[str], filter: ds.Expression | None) -> pa.Table:
         self.problems = [p for p in self.problems if f"/{table}/" not in p]
         files = self.files(table)
+        if files:
+            self._check_version(files[-1])
         try:
             data = _dataset(files, self.fs, TABLES[table]).to_table(columns=columns + ["__filename"], filter=filter)
             if data["trial_id"].null_count == 0:  # a foreign file would bring rows without one
@@ -229,6 +231,19 @@ class ParquetStore:
             except (pa.ArrowException, OSError) as e:
                 self._skip(path, str(e))
         return _dataset(good, self.fs, TABLES[table]).to_table(columns=columns + ["__filename"], filter=filter)
+
+    def _check_version(self, newest: str) -> None:
+        """Refuse a store that a newer dst-study wrote to (its newest part says a schema version above
+        ours): its columns may mean what this one cannot know. One footer read per table and read."""
+        try:
+            meta = pq.read_schema(newest, filesystem=self.fs).metadata or {}
+        except (pa.ArrowException, OSError):
+            return  # an unreadable part is named by the scan that follows
+        version = meta.get(b"dst_study_schema_version", b"")
+        if version.isdigit() and int(version) > int(SCHEMA_VERSION):
+            raise StoreError(f"{self.root}: written by a newer dst-study ({newest.rsplit('/', 1)[-1]} has schema "
+                             f"version {int(version)}; this one reads up to {SCHEMA_VERSION}); upgrade dst-study "
+                             "(pip install -U dst-study) to read it")
 
     def _ours(self, path: str, table: str) -> bool:
         """Whether a part file's schema is one of ``table``'s: it has ``trial_id`` and no column of

@@ -53,3 +53,10 @@ def test_an_mlflow_uri_mlflow_cannot_use_is_one_line(study, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("dst-study: error: --to mlflow foo://bar: MLflow cannot use it (") and err.count("\n") == 1
     assert "give a tracking URI such as sqlite:///mlflow.db" in err
+
+
+@pytest.mark.parametrize("alpha", ["nan", "0", "1", "1.5", "-0.1"])
+def test_an_alpha_outside_0_1_is_one_line(study, alpha, capsys):
+    assert main(["compare", study, "--alpha", alpha]) == 2
+    assert capsys.readouterr().err == f"dst-study: error: --alpha: got {float(alpha)}; expected a level between 0 and " \
+                                      "1, e.g. 0.05\n"

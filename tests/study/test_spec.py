@@ -287,3 +287,40 @@ def test_validate_says_when_trials_oversubscribe_their_cpus(tmp_path, capsys):
     assert main(["validate", str(path)]) == 0
     err = capsys.readouterr().err
     assert err.startswith("dst-study: warning: num_workers 2: ") and err.count("\n") == 1, err
+
+
+def test_a_density_too_low_for_the_model_is_refused_before_anything_runs(tmp_path):
+    data = {"name": "d", "storage": str(tmp_path), "base": {"epochs": 1}, "grid": {"density": [1e-5, 0.1]}}
+    with pytest.raises(SpecError, match=r"model 'mnist1d_mlp': density: got 1e-05; under erk layer 1.weight \(256, 40\) "
+                                        r"would get no active weight \(3 layers in all\); expected at least 2.58e-05"):
+        parse(data)
+    assert not (tmp_path / "d").exists()
+
+
+def test_a_key_given_twice_is_refused_naming_both_lines(tmp_path):
+    path = tmp_path / "spec.yaml"
+    path.write_text("name: dup\ngrid:\n  density: [0.1]\nbase: {epochs: 1}\ngrid:\n  criterion: [snip]\n")
+    with pytest.raises(SpecError, match=r"not valid YAML: key 'grid' given twice \(first at line 2\): a mapping takes "
+                                        r"each key once; merge the two at line 5, column 1"):
+        load(path)
+    path.write_text("name: m\nstorage: x\nbase: &b {epochs: 1, lr: 0.1}\ngrid:\n  <<: *b\n  density: [0.1]\n"
+                    "include:\n  - {<<: *b, lr: 0.05}\n")  # a merge key's values may be overridden
+    with pytest.raises(SpecError, match="grid.epochs: Input should be a valid list; got 1"):  # past the YAML: no duplicate
+        load(path)
+
+
+def test_a_grid_past_max_trials_is_refused_with_its_count_before_it_is_expanded(tmp_path, monkeypatch):
+    from study.spec import StudySpec
+
+    monkeypatch.setattr(StudySpec, "trials", lambda self: pytest.fail("expanded"))
+    data = {"name": "g", "storage": str(tmp_path), "base": {"epochs": 1},
+            "grid": {"density": [0.1, 0.2], "seed": list(range(60_000))}, "include": [{"density": 0.3}]}
+    with pytest.raises(SpecError, match=r"grid: 180,000 trials \(density 2 x seed 60000 and 1 include entries\), more "
+                                        r"than max_trials \(100,000\); give max_trials: 180000"):
+        parse(data)
+    monkeypatch.undo()
+    small = {**data, "grid": {"density": [0.1, 0.2], "seed": [0, 1]}, "max_trials": 5}
+    assert StudySpec.model_validate(small).n_cells() == 6 == len(list(StudySpec.model_validate(small).cells()))
+    with pytest.raises(SpecError, match=r"grid: 6 trials .*more than max_trials \(5\)"):
+        parse(small)
+    assert len(parse({**small, "max_trials": 6}).trials()) == 6

@@ -195,3 +195,15 @@ def test_results_of_two_algorithm_revisions_are_not_pooled(tmp_path):
                                          "them with --where 'algorithm_revision == 2'"):
         compare(old)
     assert len(compare(old[old["algorithm_revision"] == 2]).cells) == 1
+
+
+def test_a_store_a_newer_dst_study_wrote_to_is_refused_by_name(tmp_path, monkeypatch):
+    store = ParquetStore(str(tmp_path))
+    _trial(store, density=0.1)
+    import study.store.parquet as parquet
+    monkeypatch.setattr(parquet, "SCHEMA_VERSION", "2")  # as a later dst-study writes
+    _trial(store, density=0.2)
+    monkeypatch.undo()
+    with pytest.raises(StoreError, match=r"written by a newer dst-study \(\S+\.parquet has schema version 2; this one "
+                                         r"reads up to 1\); upgrade dst-study"):
+        store.read("trials")
