@@ -75,10 +75,11 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ALGORITHM_REVISION", "CRITERIA", "DATASETS", "DENSITY", "GROWTH", "MODELS", "SCHEDULES",
-    "CheckpointMismatchError", "ConfigError", "ContractError", "DataBundle", "DatasetNotFoundError", "Diverged", "DstError",
-    "EpochMetrics", "Interrupted", "MaskSet", "SparseTraining", "Summary", "TopologyUpdater", "TrainConfig",
-    "Trainer", "UnknownNameError", "UpdateSchedule", "attach", "build_model", "choose_params", "drop_and_grow", "drop_schedule",
-    "jaccard", "layer_counts", "layer_densities", "load_dataset", "n_active", "register_criterion",
-    "register_dataset", "register_density", "register_growth", "register_model", "register_schedule",
-    "removal_overlap", "select_grow", "select_prune", "select_top", "sparsifiable", "summarise", "train",
+    "CheckpointMismatchError", "ConfigError", "ContractError", "DataBundle", "DatasetNotFoundError", "Diverged",
+    "DstError", "EpochMetrics", "Interrupted", "MaskSet", "SparseTraining", "Summary", "TopologyUpdater",
+    "TrainConfig", "Trainer", "UnknownNameError", "UpdateSchedule", "attach", "build_model", "choose_params",
+    "drop_and_grow", "drop_schedule", "jaccard", "layer_counts", "layer_densities", "load_dataset", "n_active",
+    "register_criterion", "register_dataset", "register_density", "register_growth", "register_model",
+    "register_schedule", "removal_overlap", "select_grow", "select_prune", "select_top", "sparsifiable",
+    "summarise", "train",
 ]

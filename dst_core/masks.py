@@ -110,7 +110,9 @@ def choose_params(model: nn.Module, sparsify_also: Iterable[str] = (), keep_dens
     order = {n: i for i, (n, _) in enumerate(model.named_parameters())}
     out = []
     for key in sorted(names, key=lambda k: order.get(names[k][0], len(order))):
-        match = lambda patterns: next((p for p in patterns if any(fnmatch.fnmatchcase(k, p) for k in keys[key])), None)  # noqa: E731
+        def match(patterns: tuple[str, ...]) -> str | None:
+            return next((p for p in patterns if any(fnmatch.fnmatchcase(k, p) for k in keys[key])), None)
+
         param, dense, also = tensors[key], match(keep_dense), match(sparsify_also)
         if not param.requires_grad:
             sparse, why = False, "frozen (requires_grad=False)"

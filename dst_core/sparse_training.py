@@ -153,8 +153,8 @@ class SparseTraining:
         named = dict(model.named_parameters())
         self.params = {c.name: named[c.name] for c in self.choices if c.sparse}
         if not self.params:
-            raise ConfigError(f"attach: {type(model).__name__} has no parameter to sparsify (Linear, Conv and attention "
-                              "weights are, unless frozen or kept dense; sparsify_also adds others)")
+            raise ConfigError(f"attach: {type(model).__name__} has no parameter to sparsify (Linear, Conv and "
+                              "attention weights are, unless frozen or kept dense; sparsify_also adds others)")
         frozen = [c.name for c in self.choices if c.why.startswith("frozen")]
         if frozen:  # said, not refused: fine-tuning part of a network is common
             warnings.warn(f"{len(frozen)} frozen parameter tensor{'s' * (len(frozen) > 1)} left dense (requires_grad="

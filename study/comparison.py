@@ -210,8 +210,9 @@ def compare(trials: pd.DataFrame, metric: str = "final_test_accuracy", rows: str
                          f"choose a metric ({', '.join(numeric)})")
     data = trials if status is None else trials[trials["status"] == status]
     if data.empty:
-        raise StoreError("no trials to compare: " + (f"of the {len(trials)} that match, none is {status}" if len(trials)
-                                                     else "the filter (--where) matches none, or the study has none yet"))
+        why = f"of the {len(trials)} that match, none is {status}" if len(trials) else \
+            "the filter (--where) matches none, or the study has none yet"
+        raise StoreError(f"no trials to compare: {why}")
     check_one_revision(data)
     data = data.assign(kind=trial_kinds(data), **{metric: pd.to_numeric(data[metric], errors="coerce")})
     data = data[data[metric].notna()]

@@ -39,6 +39,18 @@ class LeaseLost(StoreError):
     """Another driver took the study from this one while it ran."""
 
 
+def _who(lease: dict, since: bool = False) -> str:
+    """``host h, pid p`` (and ``since t``) of a lease's driver, from what the lease says; never a
+    ``None`` where it says nothing (a lease that vanished, is unreadable or was written by hand)."""
+    if not lease:
+        return "a driver whose lease vanished as it was read"
+    if lease.get("unreadable"):
+        return "a driver whose lease is unreadable"
+    keys = ("host", "pid", "since") if since else ("host", "pid")
+    known = [f"{k} {lease[k]}" for k in keys if lease.get(k) is not None]
+    return ", ".join(known) or "a driver whose lease names no host or pid"
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -116,11 +128,11 @@ class StudyLease:
                              f"until it is {self.expiry:.0f}s old. If no driver runs this study, delete it")
         ahead = float(held.get("heartbeat", 0)) - time.time()
         if ahead > self.heartbeat:
-            return StudyBusy(f"{self.store.root}: the lease of host {held.get('host')}, pid {held.get('pid')} has a "
+            return StudyBusy(f"{self.store.root}: the lease of {_who(held)} has a "
                              f"heartbeat {ahead:.0f}s in the future: the clocks of that host and this one disagree, "
                              f"so it cannot expire. If no driver runs this study, delete {self.path}")
-        return StudyBusy(f"{self.store.root}: another driver runs this study (host {held.get('host')}, pid "
-                         f"{held.get('pid')}, since {held.get('since')}); wait for it to end or stop it")
+        return StudyBusy(f"{self.store.root}: another driver runs this study ({_who(held, since=True)}); "
+                         "wait for it to end or stop it")
 
     SETTLE = 1.0  # seconds after our write by which a rival that raced us has written too
 
@@ -139,8 +151,8 @@ class StudyLease:
                     and time.time() - float(held.get("heartbeat", 0)) > 2 * self.heartbeat:
                 # beats were missed (a driver killed on another host, just before a resubmission):
                 # wait for the lease to beat again or expire rather than refuse
-                self.log(f"waiting up to {self.expiry:.0f}s for the lease of {self.store.root} held by host "
-                         f"{held.get('host')}, pid {held.get('pid')}, whose heartbeat stopped")
+                self.log(f"waiting up to {self.expiry:.0f}s for the lease of {self.store.root} held by "
+                         f"{_who(held)}, whose heartbeat stopped")
                 while why is None:
                     time.sleep(min(self.heartbeat, 5))
                     now = self._read()
@@ -153,8 +165,7 @@ class StudyLease:
                         why = self._dead(held)
             if why is None:
                 raise self._busy(held)
-            self.log(f"taking over {self.store.root} from a driver that is gone (host {held.get('host')}, pid "
-                     f"{held.get('pid')}: {why})")
+            self.log(f"taking over {self.store.root} from a driver that is gone ({_who(held)}: {why})")
         self._write()
         self._claimed = time.monotonic()
 
@@ -163,8 +174,8 @@ class StudyLease:
         time.sleep(max(0.0, min(self.SETTLE, self.heartbeat / 10) - (time.monotonic() - self._claimed)))
         if (self._read() or {}).get("token") != self.token:
             held = self._read() or {}
-            raise StudyBusy(f"{self.store.root}: another driver took this study at the same moment (host "
-                            f"{held.get('host')}, pid {held.get('pid')}); wait for it to end or stop it")
+            raise StudyBusy(f"{self.store.root}: another driver took this study at the same moment ({_who(held)}); "
+                            "wait for it to end or stop it")
         self._thread = threading.Thread(target=self._beat, name="study-lease", daemon=True)
         self._thread.start()
 
@@ -172,8 +183,7 @@ class StudyLease:
         while not self._stop.wait(self.heartbeat):
             held = self._read()
             if held is not None and not held.get("unreadable") and held.get("token") != self.token:
-                self.on_lost(LeaseLost(f"another driver took over {self.store.root} (host {held.get('host')}, pid "
-                                       f"{held.get('pid')}, since {held.get('since')})"))
+                self.on_lost(LeaseLost(f"another driver took over {self.store.root} ({_who(held, since=True)})"))
                 return
             try:  # ours, or gone or garbled under us: still ours, written again
                 self._write()

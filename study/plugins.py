@@ -62,7 +62,8 @@ def load_plugins(names: Iterable[str], *, announce: bool = True) -> list[PluginI
     names = list(dict.fromkeys(names))
     for name in names:
         if not isinstance(name, str) or not MODULE_NAME.match(name):
-            raise PluginError(f"plugin {name!r}: not a module name (e.g. my_criteria or mypkg.models){_as_module(name)}")
+            raise PluginError(f"plugin {name!r}: not a module name (e.g. my_criteria or mypkg.models)"
+                              f"{_as_module(name)}")
     new = [n for n in names if n not in _LOADED]
     if not new:
         return [_LOADED[n] for n in names]

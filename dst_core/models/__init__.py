@@ -116,8 +116,8 @@ def output_problem(out: object, n: int, num_classes: int) -> str | None:
     logits = "out.logits" if hasattr(out, "logits") else "out['logits']" if isinstance(out, dict) and "logits" in out \
         else "the logits tensor"
     keys = f" with keys {', '.join(map(str, list(out)[:5]))}" if isinstance(out, dict) else ""
-    return (f"returned a {type(out).__name__}{keys}; expected a tensor of shape ({n}, {num_classes}), one row of logits "
-            f"per example. Register a wrapper whose forward returns {logits}: class Logits(nn.Module): "
+    return (f"returned a {type(out).__name__}{keys}; expected a tensor of shape ({n}, {num_classes}), one row of "
+            f"logits per example. Register a wrapper whose forward returns {logits}: class Logits(nn.Module): "
             f"def __init__(self, model): super().__init__(); self.model = model; def forward(self, x): out = "
             f"self.model(x); return {logits if logits != 'the logits tensor' else '...'}")
 

@@ -128,3 +128,20 @@ def test_holder_names_a_live_driver_and_none_once_it_is_gone_even_if_its_file_st
     _rival(tmp_path / LEASE, host=socket.gethostname(), pid=int(dead.stdout))
     assert reader.holder() is None  # its process on this host is gone
     assert (tmp_path / LEASE).exists()  # reading never removes or takes over a lease
+
+
+def test_a_lease_that_names_no_driver_is_never_described_as_host_none(tmp_path):
+    store = ParquetStore(str(tmp_path / "s"))
+    os.makedirs(store.path)
+    with open(os.path.join(store.path, LEASE), "w") as f:  # written by hand, or by something else
+        json.dump({"token": "x", "heartbeat": time.time()}, f)
+    with pytest.raises(StudyBusy) as refused:
+        StudyLease(store, heartbeat=0.2).acquire()
+    assert "another driver runs this study (a driver whose lease names no host or pid)" in str(refused.value)
+    assert "None" not in str(refused.value)
+    os.remove(os.path.join(store.path, LEASE))
+    lease = StudyLease(store, heartbeat=0.2)
+    lease.claim()
+    os.remove(lease.path)  # gone before it is read back
+    with pytest.raises(StudyBusy, match=r"at the same moment \(a driver whose lease vanished as it was read\)"):
+        lease.confirm()
