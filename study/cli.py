@@ -29,6 +29,7 @@ import json
 import os
 import signal
 import sys
+import time
 import warnings
 from pathlib import Path
 from typing import Sequence
@@ -190,7 +191,14 @@ def _run_study(args: argparse.Namespace) -> int:
         print(f"dst-study: {done.failed} of {len(done.trials)} trials failed; `dst-study status {spec.study_dir}` "
               f"shows their errors, `dst-study {again} --retry-failed` runs them again", file=sys.stderr)
         return _EXIT_FAILED
+    _print_next(spec.study_dir)
     return _report_problems(done.problems)
+
+
+def _print_next(study: str) -> None:
+    """Where a finished study's results are and what reads them."""
+    print(f"results in {study}; next: `dst-study status {study}`, `dst-study compare {study}`, "
+          f"`dst-study report {study} --out report/`")
 
 
 def _query(args: argparse.Namespace) -> int:
@@ -261,14 +269,29 @@ def _report(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from .export import export
 
-    store = open_study(args.study)
     tool, target = args.to
+    try:
+        store = open_study(args.study)
+    except StoreError as e:  # started beside `run`, --follow may come first: it waits for the study
+        if not args.follow or not str(e).startswith("unknown study"):
+            raise
+        print(f"dst-study: {e}; waiting for it to appear (--follow; Ctrl-C stops)", file=sys.stderr, flush=True)
+        store = _study_when_it_appears(args.study, args.every)
     if tool != "mlflow":
         _writable(target, "--to " + tool)
     done = export(store, tool, target, follow=args.follow, every=args.every, log=lambda line: print(line, flush=True))
     print(f"{done.where}: {done.trials} trials, {done.added} added, {done.updated} updated, {done.unchanged} "
           "unchanged")
     return _report_problems(done.problems)
+
+
+def _study_when_it_appears(study: str, every: float) -> ParquetStore:
+    while True:
+        time.sleep(every)
+        try:
+            return open_study(study)
+        except StoreError:
+            continue
 
 
 def _status(args: argparse.Namespace) -> int:

@@ -150,6 +150,26 @@ def test_follow_exports_while_the_driver_runs_and_once_more_when_it_ends(study, 
     assert lines[-1] == f"no driver runs {store.root}: exported once"
 
 
+def test_follow_started_before_the_study_exists_waits_for_it(study, tmp_path):
+    """`export --follow` started beside `run` may come first: it says it waits, then exports."""
+    later = tmp_path / "results" / "later"
+    follower = subprocess.Popen([sys.executable, "-m", "study.cli", "export", str(later), "--to", "tensorboard",
+                                 str(tmp_path / "tb"), "--follow", "--every", "0.2"], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(3)
+        assert follower.poll() is None  # waiting, not failed with "unknown study"
+        spec = parse({"name": "later", "storage": str(tmp_path / "results"), "base": {"epochs": EPOCHS},
+                      "grid": {"criterion": ["magnitude"], "density": [0.1], "seed": [1]}})
+        _store(spec, 0, "completed", 0.5)
+        out, err = follower.communicate(timeout=60)
+    finally:
+        follower.kill()
+    assert follower.returncode == 0, err
+    assert err.startswith(f"dst-study: unknown study {str(later)!r}") and "waiting for it to appear (--follow" in err
+    assert out.rstrip().endswith(": 1 trials, 1 added, 0 updated, 0 unchanged")
+
+
 def test_export_reads_the_study_only_and_loads_neither_plugins_nor_torch(study, tmp_path):
     _needs("tensorboard")
     before = sorted((p.relative_to(tmp_path), p.stat().st_mtime_ns) for p in Path(study.study_dir).rglob("*"))

@@ -420,6 +420,9 @@ def test_run_with_every_trial_done_ends_0_without_pooling_mixed_plugin_code_and_
     assert main(["run", "s.yaml"]) == 0  # every trial is done: nothing failed, nothing is left
     captured = capsys.readouterr()
     assert "1 of the done trials ran with older plugin code" in captured.out
+    assert captured.out.rstrip().endswith(f"results in {spec.study_dir}; next: `dst-study status {spec.study_dir}`, "
+                                          f"`dst-study compare {spec.study_dir}`, `dst-study report {spec.study_dir} "
+                                          "--out report/`")
     assert f"dst-study: no closing comparison: these trials ran different source code of plugin {name}" in captured.err
     assert main(["status", spec.study_dir]) == 0
     out = capsys.readouterr().out
