@@ -124,19 +124,18 @@ def _run(args: argparse.Namespace) -> int:
     """``run`` and ``resume``. SIGTERM (scancel, a time limit) stops them as Ctrl-C does, from the
     first moment: exit code 130 and how to continue, whatever was under way."""
     from .lease import LeaseLost
-    from .signals import defer_sigterm
+    from .signals import defer_sigterm, disarm, when_stuck
 
     before = defer_sigterm()
+    forget = when_stuck(lambda: print(f"dst-study: stopped before the study ended; `{_continue(args)}` continues it",
+                                      file=sys.stderr, flush=True))
     try:
         return _run_study(args)
     except LeaseLost as e:  # the other driver goes on with the study: nothing to continue here
         print(f"dst-study: stopped: {e}; this driver's running trials kept their checkpoints", file=sys.stderr)
         return _EXIT_INTERRUPTED
     except (KeyboardInterrupt, WriteFailed) as e:
-        folder = _study_dir_of(args)
-        saved = folder is not None and ParquetStore(folder).folder.has(SPEC)
-        target = f"run {args.spec}" if args.command == "run" else f"resume {args.study}"
-        how = f"dst-study resume {folder}" if saved else f"dst-study {target}"
+        how = _continue(args)
         if isinstance(e, WriteFailed):  # a full disk: what is done is kept, the rest waits for space
             print(f"dst-study: error: {e}; the study stopped, what is done is kept: free space, then `{how}` "
                   "continues it", file=sys.stderr)
@@ -144,8 +143,18 @@ def _run(args: argparse.Namespace) -> int:
         print(f"dst-study: stopped before the study ended; `{how}` continues it", file=sys.stderr)
         return _EXIT_INTERRUPTED
     finally:
+        disarm()
+        forget()
         if before is not None:
             signal.signal(signal.SIGTERM, before)
+
+
+def _continue(args: argparse.Namespace) -> str:
+    """The command that continues a stopped ``run`` or ``resume``."""
+    folder = _study_dir_of(args)
+    if folder is not None and ParquetStore(folder).folder.has(SPEC):
+        return f"dst-study resume {folder}"
+    return f"dst-study run {args.spec}" if args.command == "run" else f"dst-study resume {args.study}"
 
 
 def _study_dir_of(args: argparse.Namespace) -> str | None:

@@ -22,7 +22,8 @@ from rich.console import Console
 from dst_core import ALGORITHM_REVISION
 
 from .lease import StudyLease
-from .signals import clear_stop_reason, request_stop, sigterm_as_ctrl_c, stop_if_requested, stop_reason
+from .signals import (clear_stop_reason, disarm, request_stop, sigterm_as_ctrl_c, stop_if_requested,
+                      stop_reason, when_stuck)
 from .progress import Progress
 from .spec import SpecError, StudySpec, from_yaml
 from .folder import LISTING, SPEC
@@ -224,11 +225,14 @@ def run(p: Plan, *, address: str | None = None, max_concurrent: int | None = Non
     lease = StudyLease(p.store, log=log, on_lost=request_stop)
     try:
         lease.claim()
+        forget = when_stuck(lease.release)  # a driver stuck after a SIGTERM still frees its study
         try:
             _run(p, lease, address=address, max_concurrent=max_concurrent, num_cpus=num_cpus, num_gpus=num_gpus,
                  verbose=verbose, log=log, console=console)
         finally:
+            disarm()  # everything has stopped: no deadline (a SIGTERM's) is left to pass
             lease.release()
+            forget()
     except KeyboardInterrupt:
         if stop_reason() is not None:
             raise stop_reason() from None

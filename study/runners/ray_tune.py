@@ -25,7 +25,7 @@ from dst_core import TrainConfig
 
 from ..plugins import shippable
 from ..progress import Progress
-from ..signals import request_stop, stop_reason
+from ..signals import request_stop, stop_reason, watch_ray
 from ..store import OutOfSpace, ParquetStore, WriteFailed, out_of_space
 from ..trial import Trial, result_rows, utc_now
 from .trainable import FAILED, FAULT_ENV, trainable
@@ -275,6 +275,7 @@ def start_ray(address: str | None, num_cpus: float | None, num_gpus: float | Non
             ray.init(address=address, **kwargs)
         else:
             ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus, **kwargs)
+            watch_ray(_ray_gone)  # a SIGTERM to the process group stops it too: the driver then stops at once
     except BaseException as e:
         ray.shutdown()  # whatever part of Ray had started
         if isinstance(e, SystemExit) and e.code == signal.SIGTERM:  # Ray's own SIGTERM handler, mid-start
@@ -300,5 +301,19 @@ def unfit_resources(cpu: float, gpu: float) -> str | None:
             f"(nodes: {have})")
 
 
+def _ray_gone() -> bool:
+    """Whether the GCS or the raylet of the private Ray this driver started has exited (read from
+    Ray's node internals: any surprise reads as alive, and the deadline's clock decides)."""
+    try:
+        from ray._private import ray_constants
+
+        node = ray._private.worker._global_node
+        kinds = (ray_constants.PROCESS_TYPE_GCS_SERVER, ray_constants.PROCESS_TYPE_RAYLET)
+        return any(p.process.poll() is not None for kind in kinds for p in node.all_processes.get(kind, []))
+    except Exception:
+        return False
+
+
 def stop_ray() -> None:
+    watch_ray(None)  # its GCS is about to end on purpose
     ray.shutdown()
