@@ -169,7 +169,8 @@ class TrialRun:
             warnings.warn(f"{e}; the trial starts over", DstWarning, stacklevel=2)
             (self.checkpoint_dir / ckpt.FILENAME).unlink()
             self.trainer = make()
-        self._provenance = {"trial_id": trial.id, "device_used": str(self.trainer.device),
+        # "dst_trial_id": Ray Tune fills every report's "trial_id" with its own id (8 hex digits)
+        self._provenance = {"dst_trial_id": trial.id, "device_used": str(self.trainer.device),
                             "host": socket.gethostname(), "resumed_from": self.trainer.resumed_from or 0,
                             "torch_version": _torch_version(), "dst_study_version": __version__,
                             "algorithm_revision": ALGORITHM_REVISION, "plugins": plugins}

@@ -69,7 +69,7 @@ class StoreWriter(tune.Callback):
 
     def _finish(self, trials, trial, status: str, error: str | None) -> None:
         report = trial.last_result or {}
-        cell = Trial.from_tune(trial.config["trial"], self.axes, id=report.get("trial_id"))
+        cell = Trial.from_tune(trial.config["trial"], self.axes, id=report.get("dst_trial_id"))
         if status == "completed" and "history" not in report:
             if self.scheduler is None or trial.trial_id not in self.scheduler.stopped:
                 return  # stopped before its last epoch (Ctrl-C, SIGTERM): not done, its checkpoint stays

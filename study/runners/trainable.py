@@ -81,7 +81,7 @@ def trainable(config: dict[str, Any], resume_from: dict[str, str] | None = None,
         except RETRY_FUTILE:
             if not fail_fast:
                 raise
-            tune.report({"trial_id": trial.id, "epoch": saved, FAILED: traceback.format_exc()})
+            tune.report({"dst_trial_id": trial.id, "epoch": saved, FAILED: traceback.format_exc()})
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

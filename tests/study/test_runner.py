@@ -180,6 +180,11 @@ def test_optuna_search_writes_n_rows_and_a_resumed_search_continues(tmp_path, fa
     run(plan(bigger), log=lambda line: None)
     trials = ParquetStore(str(tmp_path / "o")).read("trials")
     assert len(trials) == 4 and set(trials["status"]) == {"completed"}  # N, not N + done
+    # a sampled trial's id follows the documented rule (its config's hash), not Ray Tune's own id
+    from study.trial_id import trial_id
+    assert [row.trial_id for row in trials.itertuples()] == [
+        trial_id(TrainConfig(**{**BASE, "epochs": int(row.epochs), "density": float(row.density),
+                                "criterion": str(row.criterion)})) for row in trials.itertuples()]
     assert trials["density"].between(0.05, 0.5).all() and set(trials["criterion"]) <= {"magnitude", "snip"}
     study = optuna.load_study(study_name="o", storage=f"sqlite:///{tmp_path / 'o' / 'optuna.db'}")
     assert len(study.trials) == 4  # one Optuna study, continued

@@ -40,8 +40,8 @@ def test_the_worker_and_the_store_writer_hash_nothing(monkeypatch):
     run = TrialRun(crossed)
     *_, (report, _) = run.reports()
     (row,), history, _ = result_rows(crossed, report, status="completed", started_at=utc_now())
-    assert row["trial_id"] == trial.id == report["trial_id"] and {h["trial_id"] for h in history} == {trial.id}
+    assert row["trial_id"] == trial.id == report["dst_trial_id"] and {h["trial_id"] for h in history} == {trial.id}
     assert hashed == []
-    sampled = Trial.from_tune(trial.config.to_dict(), id=report["trial_id"])  # a search's, its id reported
+    sampled = Trial.from_tune(trial.config.to_dict(), id=report["dst_trial_id"])  # a search's, its id reported
     assert sampled.id == trial.id and hashed == []
     assert Trial.from_tune(trial.config.to_dict()).id == trial.id and len(hashed) == 1  # a search's worker
