@@ -49,7 +49,8 @@ from .registry import did_you_mean
 from .schedules import UpdateSchedule, drop_schedule
 from .topology import TopologyUpdater, UpdateStats, derive_generator, resolve_order
 
-__all__ = ["SparseTraining", "attach", "check_counts", "describe_choices", "never_updates"]
+__all__ = ["SparseTraining", "active_counts", "attach", "check_counts", "describe_choices", "describe_config",
+           "never_updates"]
 
 _MASK_INIT = -2  # derive_generator stream of the first masks (the trainer's data streams are -3 to -6)
 
@@ -85,6 +86,28 @@ def never_updates(config: TrainConfig, total_steps: int, steps_text: str = "") -
     if config.drop_fraction == 0 and (config.schedule == "constant" or config.eta_min == 0):
         return "drop_fraction 0: every topology update removes nothing, the run is static"
     return None
+
+
+def active_counts(choices: list[ParamChoice], config: TrainConfig) -> dict[str, int]:
+    """Active weights per sparsified tensor under ``config``'s density and init, checked to leave
+    every one of them a weight (:func:`check_counts`)."""
+    shapes = {c.name: c.shape for c in choices if c.sparse}
+    counts = layer_counts(shapes, config.density, config.init, config.erk_power)
+    check_counts(counts, shapes, config)
+    return counts
+
+
+def describe_config(config: TrainConfig) -> str:
+    """:func:`describe_choices` of the model a run of ``config`` builds, before anything trains (the
+    model is built on the CPU from its data set's declared shape): what ``validate --show-sparsity``
+    prints, and a density too low for the model is refused here as it would be at every trial."""
+    from .data import DATASETS
+    from .models import build_model
+
+    meta = DATASETS.get(config.dataset).meta
+    choices = choose_params(build_model(config.model, meta["input_shape"], meta["num_classes"]),
+                            config.sparsify_also, config.keep_dense)
+    return describe_choices(choices, active_counts(choices, config) if any(c.sparse for c in choices) else None)
 
 
 def describe_choices(choices: list[ParamChoice], active: Mapping[str, int] | None = None) -> str:
@@ -160,9 +183,7 @@ class SparseTraining:
             warnings.warn(f"{len(frozen)} frozen parameter tensor{'s' * (len(frozen) > 1)} left dense (requires_grad="
                           f"False: nothing would regrow them): {', '.join(frozen[:5])}{', ...' * (len(frozen) > 5)}",
                           DstWarning, stacklevel=3)
-        shapes = {n: tuple(p.shape) for n, p in self.params.items()}
-        counts = layer_counts(shapes, config.density, config.init, config.erk_power)
-        check_counts(counts, shapes, config)
+        counts = active_counts(self.choices, config)
         device = next(iter(self.params.values())).device
         self.masks = MaskSet.from_counts(self.params, counts, derive_generator(config.seed, 0, _MASK_INIT, device))
         self.masks.apply_(self.params)

@@ -205,29 +205,13 @@ def _sparsity_cases(configs) -> dict[tuple, TrainConfig]:
     return cases
 
 
-def _layout(config: TrainConfig) -> str:
-    """What a trial of ``config`` sparsifies (parameter, shape, density) and leaves dense, as lines."""
-    from dst_core.data import DATASETS
-    from dst_core.density import layer_counts
-    from dst_core.masks import choose_params
-    from dst_core.models import build_model
-    from dst_core.sparse_training import check_counts, describe_choices
-
-    meta = DATASETS.get(config.dataset).meta
-    choices = choose_params(build_model(config.model, meta["input_shape"], meta["num_classes"]),
-                            config.sparsify_also, config.keep_dense)
-    shapes = {c.name: c.shape for c in choices if c.sparse}
-    counts = layer_counts(shapes, config.density, config.init, config.erk_power) if shapes else None
-    if counts:  # a density that leaves a layer no weight fails every trial of it the same way: refused here
-        check_counts(counts, shapes, config)
-    return describe_choices(choices, counts)
-
-
 def sparsity_layouts(spec: StudySpec) -> list[str]:
     """For ``validate --show-sparsity``: per model, data set and rule of the spec, what its trials
     sparsify at their lowest density, headed by what the layout is of."""
+    from dst_core.sparse_training import describe_config
+
     configs = [t.config for t in spec.trials()] if spec.search is None else [TrainConfig.from_dict(spec.base)]
-    return [f"{c.model} on {c.dataset}, {c.init} at density {c.density:g}:\n{_layout(c)}"
+    return [f"{c.model} on {c.dataset}, {c.init} at density {c.density:g}:\n{describe_config(c)}"
             for c in _sparsity_cases(configs).values()]
 
 
@@ -287,13 +271,12 @@ def _pydantic_problems(error: ValidationError) -> list[str]:
 
 
 def _config_problems(spec: StudySpec, data: bool = True, storage: bool = True) -> list[str]:
-    limit = spec.max_trials or MAX_TRIALS
-    if spec.search is None and spec.n_cells() > limit:  # said before a single cell is expanded
+    limit, cells = spec.max_trials or MAX_TRIALS, spec.n_cells()
+    if spec.search is None and cells > limit:  # said before a single cell is expanded
         axes = " x ".join(f"{k} {len(v)}" for k, v in spec.grid.items())
         more = f" and {len(spec.include)} include entries" if spec.include else ""
-        return [f"grid: {spec.n_cells():,} trials ({axes}{more}), more than max_trials ({limit:,}); give max_trials: "
-                f"{spec.n_cells()} in the spec to run them all (validate then builds a config for each), or narrow an "
-                "axis"]
+        return [f"grid: {cells:,} trials ({axes}{more}), more than max_trials ({limit:,}); give max_trials: {cells} "
+                "in the spec to run them all (validate then builds a config for each), or narrow an axis"]
     problems = []
     for section in ("base", "grid"):
         for key in getattr(spec, section):
@@ -444,9 +427,11 @@ def _data_problems(spec: StudySpec, base: TrainConfig) -> list[str]:
             check_compatible(model, meta["input_shape"], meta["num_classes"], f"dataset {dataset!r}")
         except ConfigError as e:
             problems.append(f"model: {e}")
-    for config in _sparsity_cases(configs).values():  # a keep_dense / sparsify_also pattern must match something
+    from dst_core.sparse_training import describe_config
+
+    for config in _sparsity_cases(configs).values():  # patterns that match something, a density the model takes
         try:
-            _layout(config)
+            describe_config(config)
         except ConfigError as e:
             problems.append(f"model {config.model!r}: {e}")
     pairs = {(c.dataset, c.data_root) for c in configs}

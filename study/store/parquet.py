@@ -96,6 +96,7 @@ class ParquetStore:
     path: str = field(init=False)  # root inside fs
     problems: list[str] = field(init=False, default_factory=list)  # unreadable files of the last read
     quarantined: list[str] = field(init=False, default_factory=list)  # moved aside by the last compact()
+    _versions_checked: set[str] = field(init=False, repr=False, default_factory=set)  # newest parts read for it
 
     def __post_init__(self):
         try:
@@ -214,8 +215,9 @@ class ParquetStore:
     def _scan(self, table: str, columns: list[str], filter: ds.Expression | None) -> pa.Table:
         self.problems = [p for p in self.problems if f"/{table}/" not in p]
         files = self.files(table)
-        if files:
+        if files and files[-1] not in self._versions_checked:
             self._check_version(files[-1])
+            self._versions_checked.add(files[-1])
         try:
             data = _dataset(files, self.fs, TABLES[table]).to_table(columns=columns + ["__filename"], filter=filter)
             if data["trial_id"].null_count == 0:  # a foreign file would bring rows without one
@@ -234,7 +236,7 @@ class ParquetStore:
 
     def _check_version(self, newest: str) -> None:
         """Refuse a store that a newer dst-study wrote to (its newest part says a schema version above
-        ours): its columns may mean what this one cannot know. One footer read per table and read."""
+        ours): its columns may mean what this one cannot know. One footer read per newest part."""
         try:
             meta = pq.read_schema(newest, filesystem=self.fs).metadata or {}
         except (pa.ArrowException, OSError):
